@@ -76,6 +76,15 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn open(path: &Path) -> Result<Connection, SpoolError> {
     let mut conn = Connection::open(path).db(path)?;
     conn.busy_timeout(Duration::from_secs(5)).db(path)?;
+    // Small pages keep the database, and the WAL frames each commit appends, small: the whole
+    // spool (database included) has to fit a byte budget. Only takes effect on a new file.
+    conn.pragma_update(None, "page_size", 1024).db(path)?;
+    // One process owns the spool (spool.lock), so SQLite may hold its lock for the whole
+    // connection; in exclusive mode the WAL index lives in memory, no -shm file.
+    let locking: String = conn
+        .query_row("PRAGMA locking_mode = EXCLUSIVE", [], |r| r.get(0))
+        .db(path)?;
+    debug_assert_eq!(locking, "exclusive");
     // journal_mode answers with the mode in force; anything but WAL means the file system
     // refused it, and the durability argument above would not hold.
     let mode: String = conn
@@ -88,6 +97,10 @@ pub fn open(path: &Path) -> Result<Connection, SpoolError> {
         });
     }
     conn.pragma_update(None, "synchronous", "FULL").db(path)?;
+    // Checkpoint after every commit and cut the WAL back when it restarts, so it holds about
+    // one transaction instead of growing to megabytes inside the byte budget.
+    conn.pragma_update(None, "wal_autocheckpoint", 1).db(path)?;
+    conn.pragma_update(None, "journal_size_limit", 0).db(path)?;
     conn.pragma_update(None, "foreign_keys", "ON").db(path)?;
     migrate(&mut conn, path)?;
     Ok(conn)

@@ -187,3 +187,28 @@ fn free_disk_floor_makes_the_spool_full() {
         Room::Available => panic!("expected Full"),
     }
 }
+
+#[test]
+fn database_overhead_stays_small_over_many_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut spool = Spool::open(root, SpoolConfig::default()).unwrap();
+    spool
+        .create_recording(&new_recording("r", &["mic", "sys"]))
+        .unwrap();
+    for i in 0..200 {
+        let track = if i % 2 == 0 { "mic" } else { "sys" };
+        fake_sealed(&mut spool, "r", track, i * 960, 960, 10);
+    }
+    let sizes: Vec<u64> = ["spool.db", "spool.db-wal", "spool.db-shm"]
+        .iter()
+        .map(|f| fs::metadata(root.join(f)).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    eprintln!("db/wal/shm sizes after 400 commits: {sizes:?}");
+    assert_eq!(sizes[2], 0, "no shared-memory file in exclusive mode");
+    assert!(
+        sizes[1] <= 16 * 1024,
+        "WAL holds about one transaction: {sizes:?}"
+    );
+    assert!(sizes[0] <= 96 * 1024, "{sizes:?}");
+}
