@@ -542,3 +542,64 @@ fn state_survives_reopen() {
     assert_eq!(segs.len(), 1);
     assert_eq!((segs[0].bytes, segs[0].length_48k), (50, 960));
 }
+
+#[test]
+fn unknown_state_text_in_the_database_is_corruption_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    {
+        let mut spool = open(root);
+        spool
+            .create_recording(&new_recording("r", &["mic"]))
+            .unwrap();
+        fake_sealed(&mut spool, "r", "mic", 0, 960, 10);
+    }
+    let edit = |sql: &str| {
+        let conn = rusqlite::Connection::open(root.join("spool.db")).unwrap();
+        conn.execute(sql, []).unwrap();
+    };
+    edit("UPDATE segments SET state = 'bogus'");
+    {
+        let mut spool = open(root);
+        match spool.segments("r") {
+            Err(e @ SpoolError::Corrupt { .. }) => {
+                assert!(
+                    e.to_string().contains("unknown segment state \"bogus\""),
+                    "{e}"
+                );
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(spool.usage_bytes(), Ok(_)));
+        assert!(matches!(
+            spool.recording("r"),
+            Err(SpoolError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            spool.apply_segment_event(1, SegmentEvent::Acknowledge),
+            Err(SpoolError::Corrupt { .. })
+        ));
+    }
+    edit("UPDATE segments SET state = 'uploading'"); // without url/offset
+    {
+        let spool = open(root);
+        assert!(matches!(
+            spool.segments("r"),
+            Err(SpoolError::Corrupt { .. })
+        ));
+    }
+    edit("UPDATE segments SET state = 'sealed'");
+    edit("UPDATE recordings SET state = 'paused'");
+    {
+        let mut spool = open(root);
+        assert!(matches!(
+            spool.recording("r"),
+            Err(SpoolError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            spool.apply_recording_event("r", RecordingEvent::Stop),
+            Err(SpoolError::Corrupt { .. })
+        ));
+        assert_eq!(spool.segments("r").unwrap()[0].state, SegmentState::Sealed);
+    }
+}
