@@ -29,7 +29,10 @@ fn seal_and_check(keep: u64, expected_packets: u64) {
     assert_eq!(sealed.pages, 2 + expected_packets.div_ceil(50));
     let bytes = fs::read(&final_path).unwrap();
     assert_eq!(sealed.bytes, bytes.len() as u64);
-    let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(sealed.sha256, hex);
     assert!(part.exists(), "seal must leave the journal to the spool");
     assert!(!dir.path().join("000001.opus.tmp").exists());
@@ -68,7 +71,10 @@ fn seal_and_check(keep: u64, expected_packets: u64) {
         // The very end is intact too: the padding/extra packet carried the lookahead.
         let tail = audio.len() - 960;
         let corr_tail = ncc(&audio[tail..], &reference[tail..], lag);
-        assert!(corr_tail > 0.9, "keep {keep}: last 20 ms correlate {corr_tail}");
+        assert!(
+            corr_tail > 0.9,
+            "keep {keep}: last 20 ms correlate {corr_tail}"
+        );
     }
 }
 
@@ -161,12 +167,20 @@ fn every_rate_and_frame_duration_gives_exact_lengths() {
                 let sealed = w.seal(&final_path, keep).unwrap();
                 let frame_48k = u64::from(48 * frame_ms);
                 assert_eq!(sealed.length_48k, keep * r, "{name}");
-                assert_eq!(sealed.packets, (pre_skip + keep * r).div_ceil(frame_48k), "{name}");
+                assert_eq!(
+                    sealed.packets,
+                    (pre_skip + keep * r).div_ceil(frame_48k),
+                    "{name}"
+                );
                 let info = inspect(&final_path).unwrap();
                 assert_eq!(info.input_rate, rate, "{name}");
                 assert_eq!(info.pre_skip as u64, pre_skip, "{name}");
                 assert_eq!(info.length_48k, keep * r, "{name}");
-                assert_eq!(decode(&final_path).unwrap().len() as u64, keep * r, "{name}");
+                assert_eq!(
+                    decode(&final_path).unwrap().len() as u64,
+                    keep * r,
+                    "{name}"
+                );
             }
         }
     }
@@ -292,14 +306,21 @@ fn create_refuses_an_existing_part_and_bad_config() {
     fs::write(&part, b"previous").unwrap();
     let err = SegmentWriter::create(&part, &EncoderConfig::default(), &tags(1)).unwrap_err();
     match &err {
-        EncodeError::Io { path, action, source } => {
+        EncodeError::Io {
+            path,
+            action,
+            source,
+        } => {
             assert_eq!(path, &part);
             assert_eq!(*action, "create");
             assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists);
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().starts_with(&format!("segment {}: create:", part.display())));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("segment {}: create:", part.display()))
+    );
     assert_eq!(fs::read(&part).unwrap(), b"previous");
 
     let bad = EncoderConfig {
@@ -316,7 +337,12 @@ fn create_refuses_an_existing_part_and_bad_config() {
 fn abandon_removes_the_part() {
     let dir = tempfile::tempdir().unwrap();
     let part = dir.path().join("a.opus.part");
-    let w = write(&part, &EncoderConfig::default(), &sweep_at(16_000, 320 * 30), 1);
+    let w = write(
+        &part,
+        &EncoderConfig::default(),
+        &sweep_at(16_000, 320 * 30),
+        1,
+    );
     assert!(part.exists());
     w.abandon().unwrap();
     assert!(!part.exists());

@@ -54,12 +54,16 @@ pub fn sweep(t: f64) -> f64 {
 
 /// `n` samples of [`sweep`] at `rate`.
 pub fn sweep_at(rate: u32, n: usize) -> Vec<f32> {
-    (0..n).map(|i| sweep(i as f64 / f64::from(rate)) as f32).collect()
+    (0..n)
+        .map(|i| sweep(i as f64 / f64::from(rate)) as f32)
+        .collect()
 }
 
 /// `n` samples of [`voiced`] at `rate`.
 pub fn voiced_at(rate: u32, n: usize) -> Vec<f32> {
-    (0..n).map(|i| voiced(i as f64 / f64::from(rate)) as f32).collect()
+    (0..n)
+        .map(|i| voiced(i as f64 / f64::from(rate)) as f32)
+        .collect()
 }
 
 /// Voiced signal plus deterministic noise (fricative-like bursts), at `rate`.
@@ -130,6 +134,12 @@ pub fn decode_packets(packets: &[Vec<u8>], pre_skip: usize, len: usize) -> Vec<f
         let n = d.decode_float(p, &mut buf, false).unwrap();
         out.extend_from_slice(&buf[..n]);
     }
-    assert!(out.len() >= pre_skip + len, "{} < {} + {}", out.len(), pre_skip, len);
+    assert!(
+        out.len() >= pre_skip + len,
+        "{} < {} + {}",
+        out.len(),
+        pre_skip,
+        len
+    );
     out[pre_skip..pre_skip + len].to_vec()
 }
