@@ -181,13 +181,13 @@ pub fn scan_pages(bytes: &[u8]) -> PageScan<'_> {
             Ok(page) => page,
             Err(end) => break end,
         };
-        if let Some(first) = pages.first() {
-            if page.serial != first.serial {
-                break ScanEnd::SerialChanged {
-                    offset,
-                    index: pages.len(),
-                };
-            }
+        if let Some(first) = pages.first()
+            && page.serial != first.serial
+        {
+            break ScanEnd::SerialChanged {
+                offset,
+                index: pages.len(),
+            };
         }
         if let Some(prev) = pages.last() {
             let expected = prev.sequence.wrapping_add(1);

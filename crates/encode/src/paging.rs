@@ -133,8 +133,8 @@ mod tests {
     #[test]
     fn pages_have_the_requested_shape() {
         let mut pager = Pager::new(5);
-        let a = vec![1u8; 10];
-        let b = vec![2u8; 300];
+        let a = [1u8; 10];
+        let b = [2u8; 300];
         pager
             .page([(&a[..], 0)].into_iter(), PageEnd::Page)
             .unwrap();

@@ -157,9 +157,11 @@ fn ogg_error(path: &Path, e: OggReadError, page: u64) -> EncodeError {
             }
         }
         OggReadError::ReadError(io) => EncodeError::io(path, "read", io),
-        OggReadError::NoCapturePatternFound => EncodeError::NotOgg {
+        // Callers checked that the file starts with "OggS", so the reader can only miss the
+        // capture pattern when the first page header itself is cut short.
+        OggReadError::NoCapturePatternFound => EncodeError::Truncated {
             path: path.to_path_buf(),
-            reason: "no Ogg page found".into(),
+            reason: format!("file ends inside page {page}"),
         },
         OggReadError::InvalidStreamStructVer(v) => EncodeError::corrupt(
             path,
