@@ -191,8 +191,11 @@ fn salvage(path: &Path, bytes: &[u8]) -> Result<Option<Salvaged>, EncodeError> {
     if let Some(g) = granules.last_mut() {
         *g = final_granule;
     }
-    let page_ms = u64::from(EncoderConfig::default().sealed_page_ms);
-    let page_packets = (page_ms * u64::from(GRANULE_RATE / 1000) / durations[0]).max(1) as usize;
+    // Same page duration as a normal seal with the default config.
+    let page_48k =
+        u64::from(EncoderConfig::default().sealed_page_ms) * u64::from(GRANULE_RATE / 1000);
+    let packet_48k = durations.first().copied().unwrap_or(1).max(1);
+    let page_packets = (page_48k / packet_48k).max(1) as usize;
     Ok(Some(Salvaged {
         serial: first.serial,
         head,

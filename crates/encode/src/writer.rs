@@ -107,11 +107,20 @@ impl SegmentWriter {
             .create_new(true)
             .open(part_path)
             .map_err(|e| EncodeError::io(part_path, "create", e))?;
-        file.write_all(headers.bytes())
-            .map_err(|e| EncodeError::io(part_path, "write header pages", e))?;
-        file.sync_data()
-            .map_err(|e| EncodeError::io(part_path, "fdatasync", e))?;
-        sync_dir(part_path)?;
+        let durable = file
+            .write_all(headers.bytes())
+            .map_err(|e| EncodeError::io(part_path, "write header pages", e))
+            .and_then(|()| {
+                file.sync_data()
+                    .map_err(|e| EncodeError::io(part_path, "fdatasync", e))
+            })
+            .and_then(|()| sync_dir(part_path));
+        if let Err(e) = durable {
+            // Nothing was recorded yet; leave no half-written journal behind for recovery.
+            drop(file);
+            let _ = fs::remove_file(part_path);
+            return Err(e);
+        }
         let journal_bytes = headers.bytes().len() as u64;
         headers.clear();
         tracing::debug!(path = %part_path.display(), pre_skip, serial, "segment journal created");
@@ -194,43 +203,59 @@ impl SegmentWriter {
             .encode_float(pcm, &mut self.out)
             .map_err(|e| EncodeError::opus("encode frame", e))?;
         let need = lacing_len(n);
-        if self.pending_lacing + need > MAX_LACING {
-            self.end_journal_page()?;
+        // A page holds at most 255 lacing values: close it before this packet would not fit,
+        // rather than let the packet be split across pages.
+        let overflow = self.pending_lacing + need > MAX_LACING;
+        if overflow {
+            self.close_journal_page()?;
         }
+        // The packet is kept before any disk I/O, so a failed journal write loses no audio.
         self.packets.push(self.out[..n].to_vec());
         self.pending_lacing += need;
-        if self.packets.len() - self.journal_next >= self.journal_page_frames {
-            self.end_journal_page()?;
+        let full = self.packets.len() - self.journal_next >= self.journal_page_frames;
+        if full {
+            self.close_journal_page()?;
+        }
+        if overflow || full {
+            self.write_journal()?;
         }
         Ok(())
     }
 
     /// Ends the current journal page now and makes it durable, e.g. before a pause.
     pub fn flush_journal(&mut self) -> Result<(), EncodeError> {
-        self.end_journal_page()
+        self.close_journal_page()?;
+        self.write_journal()
     }
 
-    fn end_journal_page(&mut self) -> Result<(), EncodeError> {
-        if self.journal_next < self.packets.len() {
-            let frame_48k = self.frame_48k;
-            let start = self.journal_next;
-            let packets = &self.packets[start..];
-            self.journal
-                .page(
-                    packets
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| (&p[..], (start + i + 1) as u64 * frame_48k)),
-                    PageEnd::Page,
-                )
-                .map_err(|e| EncodeError::io(&self.part_path, "serialise journal page", e))?;
-            self.journal_next = self.packets.len();
-            self.pending_lacing = 0;
-        }
-        if self.journal.bytes().is_empty() {
+    /// Serialises the packets not yet on a journal page into one page (in memory).
+    fn close_journal_page(&mut self) -> Result<(), EncodeError> {
+        if self.journal_next == self.packets.len() {
             return Ok(());
         }
+        let frame_48k = self.frame_48k;
+        let start = self.journal_next;
+        self.journal
+            .page(
+                self.packets[start..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (&p[..], (start + i + 1) as u64 * frame_48k)),
+                PageEnd::Page,
+            )
+            .map_err(|e| EncodeError::io(&self.part_path, "serialise journal page", e))?;
+        self.journal_next = self.packets.len();
+        self.pending_lacing = 0;
+        Ok(())
+    }
+
+    /// Appends the serialised pages to the journal and fdatasyncs it. After a failure the bytes
+    /// stay queued, and the next call writes them again, in order.
+    fn write_journal(&mut self) -> Result<(), EncodeError> {
         let bytes = self.journal.bytes();
+        if bytes.is_empty() {
+            return Ok(());
+        }
         let written = self
             .file
             .write_all(bytes)
@@ -328,5 +353,78 @@ impl SegmentWriter {
         sync_dir(&part_path)?;
         tracing::debug!(path = %part_path.display(), "segment abandoned");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page_scan::{ScanEnd, scan_pages};
+
+    fn tags() -> SegmentTags {
+        SegmentTags {
+            recording_id: "r".into(),
+            track: "mic".into(),
+            sequence: 1,
+            start_48k: 0,
+            start_time: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn writer_can_move_to_an_encoder_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<SegmentWriter>();
+    }
+
+    #[test]
+    fn failed_journal_write_keeps_audio_and_retries_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("1.opus.part");
+        let config = EncoderConfig {
+            journal_page_ms: 100,
+            ..Default::default()
+        };
+        let mut w = SegmentWriter::create(&part, &config, &tags()).unwrap();
+        let frame: Vec<f32> = (0..320).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect();
+        for _ in 0..5 {
+            w.push_frame(&frame).unwrap();
+        }
+        let good = w.journal_bytes();
+        // A read-only handle makes every write fail, as a full disk would.
+        let writable = std::mem::replace(&mut w.file, File::open(&part).unwrap());
+        for i in 0..10 {
+            let r = w.push_frame(&frame);
+            if i % 5 == 4 {
+                let err = r.unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        EncodeError::Io {
+                            action: "write journal page",
+                            ..
+                        }
+                    ),
+                    "{err:?}"
+                );
+            } else {
+                r.unwrap();
+            }
+        }
+        assert_eq!(w.frames(), 15);
+        assert_eq!(w.journal_bytes(), good);
+        assert_eq!(fs::metadata(&part).unwrap().len(), good);
+
+        w.file = writable;
+        w.flush_journal().unwrap();
+        let bytes = fs::read(&part).unwrap();
+        assert_eq!(w.journal_bytes(), bytes.len() as u64);
+        let scan = scan_pages(&bytes);
+        assert_eq!(scan.end, ScanEnd::Clean);
+        assert_eq!(scan.pages.len(), 2 + 3);
+        assert_eq!(scan.pages.last().unwrap().granule, 15 * 960);
+
+        let sealed = w.seal(&dir.path().join("1.opus"), 15 * 320).unwrap();
+        assert_eq!(sealed.length_48k, 15 * 960);
     }
 }
