@@ -102,7 +102,9 @@ impl std::fmt::Debug for Capture {
 
 fn validate(config: &CaptureConfig) -> Result<(), CaptureError> {
     if config.ring_ms == 0 {
-        return Err(CaptureError::InvalidConfig("ring_ms must be at least 1".into()));
+        return Err(CaptureError::InvalidConfig(
+            "ring_ms must be at least 1".into(),
+        ));
     }
     if config.stall_timeout.is_zero() {
         return Err(CaptureError::InvalidConfig(

@@ -123,16 +123,18 @@ impl InputBackend for CpalBackend {
             Some(wanted) => find_named(&host, wanted)?,
         };
         let dev_name = device_name(&device);
-        let supported = device.default_input_config().map_err(|e| match (name, e.kind()) {
-            // The default device existing but not answering is how "no sound card" looks on
-            // ALSA; say so, with the hint, instead of a backend message.
-            (None, k) if k != ErrorKind::DeviceBusy && k != ErrorKind::PermissionDenied => {
-                CaptureError::NoDevice {
-                    detail: format!("default input {dev_name:?}: {e}"),
+        let supported = device
+            .default_input_config()
+            .map_err(|e| match (name, e.kind()) {
+                // The default device existing but not answering is how "no sound card" looks on
+                // ALSA; say so, with the hint, instead of a backend message.
+                (None, k) if k != ErrorKind::DeviceBusy && k != ErrorKind::PermissionDenied => {
+                    CaptureError::NoDevice {
+                        detail: format!("default input {dev_name:?}: {e}"),
+                    }
                 }
-            }
-            _ => open_error(&dev_name, e),
-        })?;
+                _ => open_error(&dev_name, e),
+            })?;
         let format = supported.sample_format();
         if !is_pcm(format) {
             return Err(CaptureError::UnsupportedDeviceFormat {
@@ -227,7 +229,9 @@ fn build<T: SizedSample + AudioSample>(
         ErrorKind::Xrun => {
             stats.xruns.fetch_add(1, Ordering::Relaxed);
         }
-        ErrorKind::DeviceNotAvailable | ErrorKind::StreamInvalidated | ErrorKind::HostUnavailable => {
+        ErrorKind::DeviceNotAvailable
+        | ErrorKind::StreamInvalidated
+        | ErrorKind::HostUnavailable => {
             shared.mark_lost();
             tracing::warn!(error = %err, "audio input stream lost");
         }
@@ -315,7 +319,10 @@ mod tests {
     fn busy_is_told_apart() {
         let e = open_error("mic", cpal::Error::new(ErrorKind::DeviceBusy));
         assert!(matches!(e, CaptureError::DeviceBusy { .. }));
-        let e = open_error("mic", cpal::Error::with_message(ErrorKind::BackendError, "x"));
+        let e = open_error(
+            "mic",
+            cpal::Error::with_message(ErrorKind::BackendError, "x"),
+        );
         assert_eq!(e.to_string(), "cannot open audio input device \"mic\": x");
     }
 

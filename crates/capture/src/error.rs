@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The host has no usable input device at all.
-    #[error("no audio input device available ({detail}); use --input FILE.wav to record from a file")]
+    #[error(
+        "no audio input device available ({detail}); use --input FILE.wav to record from a file"
+    )]
     NoDevice {
         /// What the audio backend said, for diagnosis.
         detail: String,
@@ -150,12 +152,18 @@ mod tests {
             name: "X".into(),
             available: vec!["a".into(), "b".into()],
         };
-        assert_eq!(e.to_string(), "no input device named \"X\"; available: a, b");
+        assert_eq!(
+            e.to_string(),
+            "no input device named \"X\"; available: a, b"
+        );
         let e = CaptureError::DeviceNotFound {
             name: "X".into(),
             available: vec![],
         };
-        assert_eq!(e.to_string(), "no input device named \"X\"; available: (none)");
+        assert_eq!(
+            e.to_string(),
+            "no input device named \"X\"; available: (none)"
+        );
     }
 
     #[test]

@@ -71,20 +71,16 @@ pub(crate) fn open(
         path: path.to_owned(),
         source,
     })?;
-    let reader = hound::WavReader::new(BufReader::new(file)).map_err(|source| {
-        CaptureError::NotWav {
+    let reader =
+        hound::WavReader::new(BufReader::new(file)).map_err(|source| CaptureError::NotWav {
             path: path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     let spec = reader.spec();
     if spec.channels == 0 || spec.sample_rate == 0 {
         return Err(CaptureError::UnsupportedWav {
             path: path.to_owned(),
-            detail: format!(
-                "{} channels at {} Hz",
-                spec.channels, spec.sample_rate
-            ),
+            detail: format!("{} channels at {} Hz", spec.channels, spec.sample_rate),
         });
     }
     let encoding = encoding(path, &spec)?;
@@ -188,7 +184,7 @@ impl Pump {
                 break;
             }
             if block.len() < block_len || self.cancel.load(Ordering::Acquire) {
-                if block.len() % self.channels != 0 {
+                if !block.len().is_multiple_of(self.channels) {
                     tracing::debug!(file = %self.path.display(), "ignoring a trailing partial frame");
                 }
                 break;

@@ -199,11 +199,7 @@ impl RingWriter {
     /// The audio callback's entry point: convert, downmix and push one interleaved block; what
     /// does not fit is dropped and accounted as an overflow gap. Never allocates, locks or blocks.
     pub(crate) fn push_or_drop<T: AudioSample>(&mut self, data: &[T], channels: usize) {
-        let frames = if channels == 0 {
-            0
-        } else {
-            data.len() / channels
-        };
+        let frames = data.len().checked_div(channels).unwrap_or(0);
         self.note_block(frames as u64);
         if !self.publish_pending() {
             self.drop_frames(frames as u64);
@@ -221,11 +217,7 @@ impl RingWriter {
         channels: usize,
         cancel: &AtomicBool,
     ) -> bool {
-        let frames = if channels == 0 {
-            0
-        } else {
-            data.len() / channels
-        };
+        let frames = data.len().checked_div(channels).unwrap_or(0);
         self.note_block(frames as u64);
         let mut done = 0;
         while done < frames {
@@ -520,7 +512,10 @@ mod tests {
         }
         // Rounds 1..=64 published an event, pushed 1 and dropped 1; rounds 65..=70 found the
         // event ring full and dropped both samples.
-        assert_eq!(stats.overflow_samples.load(Ordering::Relaxed), 2 + 64 + 6 * 2);
+        assert_eq!(
+            stats.overflow_samples.load(Ordering::Relaxed),
+            2 + 64 + 6 * 2
+        );
         assert_eq!(stats.overflow_events.load(Ordering::Relaxed), 65);
         drop(w);
         let (mut audio, mut gap, mut gaps) = (70u64, 0u64, 0u64);
@@ -579,7 +574,10 @@ mod tests {
     fn level_is_peak_of_latest_block() {
         let (mut w, _r, stats) = seg(1000, 100);
         w.push_or_drop(&[0i16, -16384, 8192], 1);
-        assert_eq!(f32::from_bits(stats.level_bits.load(Ordering::Relaxed)), 0.5);
+        assert_eq!(
+            f32::from_bits(stats.level_bits.load(Ordering::Relaxed)),
+            0.5
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ impl DeviceEvent {
 mod tests {
     use super::*;
 
-    const READ_PHASES: [ReadPhase; 3] = [ReadPhase::Live, ReadPhase::AwaitingAudio, ReadPhase::Ended];
+    const READ_PHASES: [ReadPhase; 3] =
+        [ReadPhase::Live, ReadPhase::AwaitingAudio, ReadPhase::Ended];
     const READ_EVENTS: [ReadEvent; 4] = [
         ReadEvent::Drained { reopenable: true },
         ReadEvent::Drained { reopenable: false },
@@ -184,11 +185,18 @@ mod tests {
     #[test]
     fn read_phase_illegal_examples() {
         assert_eq!(
-            ReadPhase::Ended.on(ReadEvent::AudioResumed).unwrap_err().to_string(),
+            ReadPhase::Ended
+                .on(ReadEvent::AudioResumed)
+                .unwrap_err()
+                .to_string(),
             "illegal transition: AudioResumed on Ended"
         );
         assert!(ReadPhase::Live.on(ReadEvent::AudioResumed).is_err());
-        assert!(ReadPhase::AwaitingAudio.on(ReadEvent::Drained { reopenable: true }).is_err());
+        assert!(
+            ReadPhase::AwaitingAudio
+                .on(ReadEvent::Drained { reopenable: true })
+                .is_err()
+        );
         assert!(ReadPhase::Live.on(ReadEvent::SupervisorGone).is_err());
     }
 
@@ -233,11 +241,18 @@ mod tests {
     #[test]
     fn device_state_illegal_examples() {
         assert_eq!(
-            DeviceState::Stopped.on(DeviceEvent::Stop).unwrap_err().to_string(),
+            DeviceState::Stopped
+                .on(DeviceEvent::Stop)
+                .unwrap_err()
+                .to_string(),
             "illegal transition: Stop on Stopped"
         );
         assert!(DeviceState::Streaming.on(DeviceEvent::Reopened).is_err());
-        assert!(DeviceState::Streaming.on(DeviceEvent::ReopenFailed).is_err());
+        assert!(
+            DeviceState::Streaming
+                .on(DeviceEvent::ReopenFailed)
+                .is_err()
+        );
         assert!(DeviceState::Reopening.on(DeviceEvent::Lost).is_err());
     }
 }

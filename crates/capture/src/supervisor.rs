@@ -26,7 +26,11 @@ pub(crate) fn start_stream(
     clock: &Clock,
 ) -> Result<(LiveStream, Segment), CaptureError> {
     let prepared = backend.prepare(name)?;
-    tracing::debug!(device = prepared.device_name(), rate = prepared.rate(), "starting input stream");
+    tracing::debug!(
+        device = prepared.device_name(),
+        rate = prepared.rate(),
+        "starting input stream"
+    );
     let (writer, segment) = ring::segment(prepared.rate(), ring_ms, stats.clone(), clock.clone());
     let stream = prepared.start(writer)?;
     Ok((stream, segment))
@@ -66,7 +70,11 @@ impl Supervisor {
                         let silent_ns = now.saturating_sub(self.current.last_activity_ns());
                         if lost || silent_ns > stall_ns {
                             tracing::warn!(
-                                reason = if lost { "stream error" } else { "no audio callbacks" },
+                                reason = if lost {
+                                    "stream error"
+                                } else {
+                                    "no audio callbacks"
+                                },
                                 silent_ms = silent_ns / 1_000_000,
                                 "audio input lost; reopening the default input device"
                             );

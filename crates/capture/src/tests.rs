@@ -106,11 +106,7 @@ fn config(ring_ms: u32) -> CaptureConfig {
     }
 }
 
-fn open_fake(
-    world: &Arc<World>,
-    name: Option<&str>,
-    ring_ms: u32,
-) -> (Capture, Arc<AtomicU64>) {
+fn open_fake(world: &Arc<World>, name: Option<&str>, ring_ms: u32) -> (Capture, Arc<AtomicU64>) {
     let t = Arc::new(AtomicU64::new(0));
     let cap = Capture::open_device(
         Box::new(FakeBackend(world.clone())),
@@ -150,7 +146,9 @@ fn stall_reopens_with_exact_gap_and_rate_change() {
 
     // No callback for more than stall_timeout: the stream is dropped, the first reopen fails.
     t.store(3101 * MS + 1, Ordering::Release);
-    wait_for("first reopen attempt", || world.prepares.load(Ordering::SeqCst) == 2);
+    wait_for("first reopen attempt", || {
+        world.prepares.load(Ordering::SeqCst) == 2
+    });
     assert!(!world.is_live(0));
     assert_eq!(cap.read(&mut out, SHORT).unwrap(), Chunk::Idle);
     // Retries wait for reopen_interval.
@@ -163,7 +161,11 @@ fn stall_reopens_with_exact_gap_and_rate_change() {
         [None, None],
         "reopen uses the default device"
     );
-    assert_eq!(cap.read(&mut out, SHORT).unwrap(), Chunk::Idle, "no audio yet");
+    assert_eq!(
+        cap.read(&mut out, SHORT).unwrap(),
+        Chunk::Idle,
+        "no audio yet"
+    );
 
     // First callback of the new stream at 4.0 s with 10 ms of stereo audio: its first sample was
     // captured at 3.99 s. The old audio ended at 0.1 s, so 3.89 s are missing: 186720 at 48 kHz.
@@ -179,7 +181,10 @@ fn stall_reopens_with_exact_gap_and_rate_change() {
         }
     );
     assert_eq!(cap.sample_rate(), 48000);
-    assert_eq!(cap.read(&mut out, SHORT).unwrap(), Chunk::RateChanged(44100));
+    assert_eq!(
+        cap.read(&mut out, SHORT).unwrap(),
+        Chunk::RateChanged(44100)
+    );
     assert_eq!(cap.sample_rate(), 44100);
     assert_eq!(cap.read(&mut out, SHORT).unwrap(), Chunk::Audio(441));
     assert_eq!(out[440], 440.0 / 32768.0);
@@ -271,7 +276,9 @@ fn stop_while_reopening_returns() {
     let world = World::new(vec![Ok(48000)]);
     let (cap, _t) = open_fake(&world, None, 100);
     world.fail(0);
-    wait_for("failed reopen", || world.prepares.load(Ordering::SeqCst) >= 2);
+    wait_for("failed reopen", || {
+        world.prepares.load(Ordering::SeqCst) >= 2
+    });
     let started = Instant::now();
     cap.stop();
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -290,7 +297,10 @@ fn open_errors_are_returned() {
         Clock::real(),
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "no input device named \"X\"; available: a, b");
+    assert_eq!(
+        err.to_string(),
+        "no input device named \"X\"; available: a, b"
+    );
 }
 
 #[test]
@@ -300,8 +310,8 @@ fn invalid_config_is_rejected() {
         ring_ms: 0,
         ..CaptureConfig::default()
     };
-    let err = Capture::open_device(Box::new(FakeBackend(world)), None, &cfg, Clock::real())
-        .unwrap_err();
+    let err =
+        Capture::open_device(Box::new(FakeBackend(world)), None, &cfg, Clock::real()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid capture configuration: ring_ms must be at least 1"
@@ -328,7 +338,7 @@ fn fast_producer_gaps_account_for_every_dropped_sample() {
                 }
                 world.push(0, &block[..n], 1);
                 next += n;
-                if next % 4096 == 0 {
+                if next.is_multiple_of(4096) {
                     std::thread::yield_now();
                 }
             }
@@ -362,7 +372,7 @@ fn fast_producer_gaps_account_for_every_dropped_sample() {
             other => panic!("unexpected {other:?}"),
         }
         reads += 1;
-        if reads % 8 == 0 {
+        if reads.is_multiple_of(8) {
             std::thread::sleep(Duration::from_micros(200));
         }
     }

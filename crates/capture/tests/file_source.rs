@@ -53,7 +53,10 @@ fn read_all(source: Source, config: &CaptureConfig) -> (Vec<f32>, u32) {
 }
 
 fn expected<T: AudioSample>(interleaved: &[T], channels: usize) -> Vec<f32> {
-    interleaved.chunks_exact(channels).map(frame_to_mono).collect()
+    interleaved
+        .chunks_exact(channels)
+        .map(frame_to_mono)
+        .collect()
 }
 
 fn file(dir: &tempfile::TempDir, name: &str) -> PathBuf {
@@ -71,7 +74,9 @@ fn fast(path: &Path) -> Source {
 fn i16_mono_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(&dir, "a.wav");
-    let samples: Vec<i16> = (0..16000).map(|i| ((i * 37) % 65536 - 32768) as i16).collect();
+    let samples: Vec<i16> = (0..16000)
+        .map(|i| ((i * 37) % 65536 - 32768) as i16)
+        .collect();
     write_wav(&path, spec(16000, 1, 16, false), &samples);
     let (got, rate) = read_all(fast(&path), &CaptureConfig::default());
     assert_eq!(rate, 16000);
@@ -85,7 +90,13 @@ fn i16_mono_is_exact() {
 fn every_encoding_rate_and_channel_count() {
     let dir = tempfile::tempdir().unwrap();
     let frames = 2500usize;
-    for (rate, channels) in [(8000u32, 1u16), (22050, 2), (44100, 3), (48000, 2), (96000, 1)] {
+    for (rate, channels) in [
+        (8000u32, 1u16),
+        (22050, 2),
+        (44100, 3),
+        (48000, 2),
+        (96000, 1),
+    ] {
         let ch = usize::from(channels);
         let n = frames * ch;
         // 8-bit: hound stores offset binary, reads back as i8.
@@ -99,7 +110,10 @@ fn every_encoding_rate_and_channel_count() {
         let i16s: Vec<i16> = (0..n).map(|i| ((i * 331) % 65536) as u16 as i16).collect();
         let p = file(&dir, &format!("i16_{rate}_{channels}.wav"));
         write_wav(&p, spec(rate, channels, 16, false), &i16s);
-        assert_eq!(read_all(fast(&p), &CaptureConfig::default()).0, expected(&i16s, ch));
+        assert_eq!(
+            read_all(fast(&p), &CaptureConfig::default()).0,
+            expected(&i16s, ch)
+        );
 
         let i24s: Vec<i32> = (0..n)
             .map(|i| ((i as i64 * 104_729) % 16_777_216 - 8_388_608) as i32)
@@ -107,12 +121,20 @@ fn every_encoding_rate_and_channel_count() {
         let p = file(&dir, &format!("i24_{rate}_{channels}.wav"));
         write_wav(&p, spec(rate, channels, 24, false), &i24s);
         let as_i24: Vec<cpal::I24> = i24s.iter().map(|v| cpal::I24::new(*v).unwrap()).collect();
-        assert_eq!(read_all(fast(&p), &CaptureConfig::default()).0, expected(&as_i24, ch));
+        assert_eq!(
+            read_all(fast(&p), &CaptureConfig::default()).0,
+            expected(&as_i24, ch)
+        );
 
-        let i32s: Vec<i32> = (0..n).map(|i| (i as i32).wrapping_mul(1_234_567_891)).collect();
+        let i32s: Vec<i32> = (0..n)
+            .map(|i| (i as i32).wrapping_mul(1_234_567_891))
+            .collect();
         let p = file(&dir, &format!("i32_{rate}_{channels}.wav"));
         write_wav(&p, spec(rate, channels, 32, false), &i32s);
-        assert_eq!(read_all(fast(&p), &CaptureConfig::default()).0, expected(&i32s, ch));
+        assert_eq!(
+            read_all(fast(&p), &CaptureConfig::default()).0,
+            expected(&i32s, ch)
+        );
 
         let f32s: Vec<f32> = (0..n).map(|i| ((i % 401) as f32 - 200.0) / 190.0).collect();
         let p = file(&dir, &format!("f32_{rate}_{channels}.wav"));
@@ -136,11 +158,21 @@ fn known_values_through_the_file_path() {
     let p = file(&dir, "k8.wav");
     // i8 -128 is stored as byte 0, i8 0 as byte 128.
     write_wav(&p, spec(8000, 1, 8, false), &[-128i8, 0, 64]);
-    assert_eq!(read_all(fast(&p), &CaptureConfig::default()).0, vec![-1.0, 0.0, 0.5]);
+    assert_eq!(
+        read_all(fast(&p), &CaptureConfig::default()).0,
+        vec![-1.0, 0.0, 0.5]
+    );
 
     let p = file(&dir, "k24.wav");
-    write_wav(&p, spec(8000, 2, 24, false), &[-8_388_608i32, -8_388_608, 4_194_304, 0]);
-    assert_eq!(read_all(fast(&p), &CaptureConfig::default()).0, vec![-1.0, 0.25]);
+    write_wav(
+        &p,
+        spec(8000, 2, 24, false),
+        &[-8_388_608i32, -8_388_608, 4_194_304, 0],
+    );
+    assert_eq!(
+        read_all(fast(&p), &CaptureConfig::default()).0,
+        vec![-1.0, 0.25]
+    );
 }
 
 #[test]
@@ -219,7 +251,12 @@ fn realtime_mode_overflows_like_a_device_when_not_read() {
         match cap.read(&mut buf, WAIT).unwrap() {
             Chunk::Audio(n) => {
                 for (i, v) in buf[..n].iter().enumerate() {
-                    assert_eq!(*v, (pos + i as u64) as f32 / 32768.0, "sample at {}", pos + i as u64);
+                    assert_eq!(
+                        *v,
+                        (pos + i as u64) as f32 / 32768.0,
+                        "sample at {}",
+                        pos + i as u64
+                    );
                 }
                 pos += n as u64;
             }
@@ -306,19 +343,52 @@ fn raw_wav(format_tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) ->
 fn unsupported_encodings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, u16, u16, &str); 5] = [
-        ("int48.wav", 1, 48, "unsupported WAV format: 48-bit integer samples (supported: 8/16/24/32-bit integer, 32-bit float)"),
-        ("int64.wav", 1, 64, "unsupported WAV format: 64-bit integer samples (supported: 8/16/24/32-bit integer, 32-bit float)"),
+        (
+            "int48.wav",
+            1,
+            48,
+            "unsupported WAV format: 48-bit integer samples (supported: 8/16/24/32-bit integer, 32-bit float)",
+        ),
+        (
+            "int64.wav",
+            1,
+            64,
+            "unsupported WAV format: 64-bit integer samples (supported: 8/16/24/32-bit integer, 32-bit float)",
+        ),
         // hound refuses these headers itself; its reason is passed on.
-        ("f64.wav", 3, 64, "is not a readable WAV file: Ill-formed WAVE file: bits per sample is not 32"),
-        ("int12.wav", 1, 12, "is not a readable WAV file: Ill-formed WAVE file: bits per sample is not a multiple of 8"),
-        ("alaw.wav", 6, 8, "is not a readable WAV file: The wave format of the file is not supported."),
+        (
+            "f64.wav",
+            3,
+            64,
+            "is not a readable WAV file: Ill-formed WAVE file: bits per sample is not 32",
+        ),
+        (
+            "int12.wav",
+            1,
+            12,
+            "is not a readable WAV file: Ill-formed WAVE file: bits per sample is not a multiple of 8",
+        ),
+        (
+            "alaw.wav",
+            6,
+            8,
+            "is not a readable WAV file: The wave format of the file is not supported.",
+        ),
     ];
     for (name, tag, bits, reason) in cases {
         let p = file(&dir, name);
         std::fs::write(&p, raw_wav(tag, 1, 8000, bits, &[0u8; 48])).unwrap();
         let e = open_err(fast(&p));
-        let sep = if reason.starts_with("unsupported") { ": " } else { " " };
-        assert_eq!(e.to_string(), format!("{}{sep}{reason}", p.display()), "{name}");
+        let sep = if reason.starts_with("unsupported") {
+            ": "
+        } else {
+            " "
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("{}{sep}{reason}", p.display()),
+            "{name}"
+        );
     }
 }
 
