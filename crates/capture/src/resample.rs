@@ -421,6 +421,31 @@ mod tests {
         assert!(Resampler::new(16000, 0).is_err());
     }
 
+    /// Passband flat to 7 kHz, aliases (9 and 12 kHz fold into the band at 16 kHz) gone.
+    #[test]
+    fn speech_band_quality() {
+        for in_rate in [48000u32, 44100] {
+            for (freq, min_db, max_db) in [
+                (3000.0, -0.1, 0.1),
+                (7000.0, -0.1, 0.1),
+                (9000.0, f64::MIN, -100.0),
+                (12000.0, f64::MIN, -100.0),
+            ] {
+                let input = sine(in_rate, freq, in_rate as usize);
+                let (out, _) = run(in_rate, 16000, &input, &[4096]);
+                let body = &out[2000..14000];
+                let rms = (body.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>()
+                    / body.len() as f64)
+                    .sqrt();
+                let db = 20.0 * (rms / (0.5 / 2f64.sqrt())).log10();
+                assert!(
+                    (min_db..=max_db).contains(&db),
+                    "{in_rate}->16000 at {freq} Hz: {db:.1} dB"
+                );
+            }
+        }
+    }
+
     #[test]
     fn block_sizes() {
         assert_eq!(fft_blocks(48000, 16000), 342); // 1026 in, 342 out

@@ -372,8 +372,8 @@ fn fast_producer_gaps_account_for_every_dropped_sample() {
             other => panic!("unexpected {other:?}"),
         }
         reads += 1;
-        if reads.is_multiple_of(8) {
-            std::thread::sleep(Duration::from_micros(200));
+        if reads.is_multiple_of(4) {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     producer.join().unwrap();
@@ -382,4 +382,15 @@ fn fast_producer_gaps_account_for_every_dropped_sample() {
     assert!(gap_total > 0, "the reader should have fallen behind");
     assert_eq!(gap_total, stats.overflow_samples);
     assert!(stats.overflow_events > 0);
+}
+
+#[test]
+fn public_types_can_move_to_other_threads() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<Capture>();
+    assert_send::<crate::Resampler>();
+    assert_send_sync::<CaptureError>();
+    assert_send_sync::<crate::Source>();
+    assert_send_sync::<CaptureConfig>();
 }
