@@ -72,7 +72,7 @@ fn bad_settings_are_refused_with_the_allowed_range() {
         (&["--segment-secs", "4"][..], "5..=600"),
         (&["--segment-secs", "601"][..], "5..=600"),
         (&["--bitrate", "100"][..], "6000..=510000"),
-        (&["--duration", "-3"][..], "--duration"),
+        (&["--duration", "0"][..], "--duration"),
     ] {
         let out = record(args, &input, &spool);
         assert!(!out.status.success(), "{args:?} should fail");

@@ -85,34 +85,6 @@ pub fn lengthen(input: &Path, output: &Path, seconds: u32) {
     );
 }
 
-/// Converts a WAV to raw s16le mono at the WAV's own rate (for the ALSA `file` plugin).
-pub fn wav_to_raw(wav: &Path, raw: &Path) {
-    run_ok(
-        Command::new("sox")
-            .arg(wav)
-            .args(["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1"])
-            .arg(raw),
-        "sox raw",
-    );
-}
-
-/// Writes an ALSA configuration whose default capture device plays `raw` (s16le mono at `rate`)
-/// through the `file` plugin, and returns the value for ALSA_CONFIG_PATH.
-pub fn alsa_file_device(dir: &Path, raw: &Path, rate: u32) -> String {
-    let conf = dir.join("asound.conf");
-    let text = format!(
-        "pcm.chronote_file {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n\
-         pcm.!default {{\n  type plug\n  slave {{\n    pcm \"chronote_file\"\n    format S16_LE\n    rate {rate}\n    channels 1\n  }}\n}}\n",
-        raw.display()
-    );
-    std::fs::write(&conf, text).expect("write asound.conf");
-    let system = ["/usr/share/alsa/alsa.conf", "/etc/alsa/alsa.conf"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("alsa.conf: run `apt-get install libasound2-data alsa-utils`");
-    format!("{system}:{}", conf.display())
-}
-
 /// Parses stdout of a `--json` command into its JSON lines.
 pub fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)

@@ -5,6 +5,7 @@
 
 mod output;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +80,10 @@ struct RecordArgs {
     /// Title stored with the recording.
     #[arg(long, default_value = "")]
     title: String,
+    /// Capture ring size in ms: how long the encoder may fall behind the device before audio
+    /// is dropped (and recorded as an overflow gap).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    ring_ms: u32,
     /// Print events and the final summary as JSON lines on stdout.
     #[arg(long)]
     json: bool,
@@ -107,6 +112,7 @@ enum SpoolCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -149,6 +155,7 @@ fn record(args: RecordArgs) -> Result<()> {
         ..RecorderConfig::default()
     };
     config.encoder.bitrate_bps = args.bitrate;
+    config.capture.ring_ms = args.ring_ms;
     if let Some(secs) = args.duration {
         if !secs.is_finite() || secs <= 0.0 {
             bail!("--duration must be a positive number of seconds, got {secs}");

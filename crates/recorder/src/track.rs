@@ -79,6 +79,9 @@ pub(crate) struct TrackPipeline {
     cut: QuietCut,
     paused: Option<Paused>,
     frames_since_check: u32,
+    /// Set while the last frames are flushed into a segment being sealed: no bound check (and so
+    /// no nested pause) may interrupt that.
+    sealing: bool,
     reserve_bytes: u64,
     next_progress_48k: u64,
 }
@@ -124,6 +127,7 @@ impl TrackPipeline {
             cut: QuietCut::new(target_frames, window_frames, frame_len),
             paused: None,
             frames_since_check: 0,
+            sealing: false,
             reserve_bytes,
             next_progress_48k: TIMELINE_RATE,
             ctx,
@@ -241,9 +245,11 @@ impl TrackPipeline {
         self.next_48k - self.pending.len() as u64 * units_per_sample(self.encoder_rate)
     }
 
+    /// Encodes every whole frame in `pending`. The spool bound is checked between frames, never
+    /// in the middle of one, so a pause can seal the segment at a frame boundary.
     fn drain_frames(&mut self) -> Result<(), RecorderError> {
         let mut offset = 0;
-        while self.pending.len() - offset >= self.frame_len && self.paused.is_none() {
+        while self.paused.is_none() && self.pending.len() - offset >= self.frame_len {
             let start =
                 self.pending_start_48k() + (offset / self.frame_len) as u64 * self.frame_48k;
             self.frame
@@ -253,6 +259,12 @@ impl TrackPipeline {
             let result = self.push_frame(&frame, start);
             self.frame = frame;
             result?;
+            if self.frames_since_check >= ROOM_CHECK_FRAMES && !self.sealing {
+                self.frames_since_check = 0;
+                self.pending.drain(..offset);
+                offset = 0;
+                self.check_room()?;
+            }
         }
         if self.paused.is_some() {
             // The frames still pending when capture paused belong to the spool_full gap.
@@ -315,10 +327,6 @@ impl TrackPipeline {
             self.cut_segment(keep)?;
         }
         self.frames_since_check += 1;
-        if self.frames_since_check >= ROOM_CHECK_FRAMES {
-            self.frames_since_check = 0;
-            self.check_room()?;
-        }
         Ok(())
     }
 
@@ -398,6 +406,13 @@ impl TrackPipeline {
     /// Brings every captured sample into the current segment and seals it exactly at the last
     /// real sample. `flush_resampler` is false when a duration limit already cut the input.
     fn seal_at_last_sample(&mut self, flush_resampler: bool) -> Result<(), RecorderError> {
+        self.sealing = true;
+        let result = self.seal_at_last_sample_inner(flush_resampler);
+        self.sealing = false;
+        result
+    }
+
+    fn seal_at_last_sample_inner(&mut self, flush_resampler: bool) -> Result<(), RecorderError> {
         if flush_resampler && self.paused.is_none() {
             self.resampled.clear();
             self.resampler.finish(&mut self.resampled);
@@ -475,7 +490,7 @@ impl TrackPipeline {
         if length_48k == 0 {
             return Ok(());
         }
-        warn!(track = %self.ctx.name, start_48k, length_48k, ?reason, "gap recorded");
+        info!(track = %self.ctx.name, start_48k, length_48k, ?reason, "gap recorded");
         self.spool()?
             .record_gap(&self.ctx.recording_id, &self.ctx.name, start_48k, length_48k, reason)?;
         self.emit(RecorderEvent::Gap {
@@ -522,7 +537,8 @@ impl TrackPipeline {
     }
 
     fn enter_pause(&mut self, gap_start: Option<u64>, broken: Option<BrokenSegment>, msg: &str) {
-        warn!(track = %self.ctx.name, "{msg}");
+        // Reported to the user through the Warning event; the log keeps it for later reading.
+        info!(track = %self.ctx.name, "{msg}");
         self.emit(RecorderEvent::Warning {
             track: self.ctx.name.clone(),
             message: msg.to_string(),

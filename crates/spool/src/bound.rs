@@ -71,7 +71,7 @@ impl Spool {
             }
             let oldest = self.oldest_acknowledged()?;
             let Some(id) = oldest else {
-                tracing::warn!(
+                tracing::info!(
                     usage,
                     needed,
                     max_bytes = self.config.max_bytes,
