@@ -78,7 +78,11 @@ mod tests {
     fn cuts_after_the_quietest_frame_of_the_window() {
         let mut cut = QuietCut::new(10, 4, 4);
         for i in 0..6 {
-            assert_eq!(cut.observe(i, &frame(0.5)), None, "frame {i} is before the window");
+            assert_eq!(
+                cut.observe(i, &frame(0.5)),
+                None,
+                "frame {i} is before the window"
+            );
         }
         assert_eq!(cut.observe(6, &frame(0.4)), None);
         assert_eq!(cut.observe(7, &frame(0.01)), None);

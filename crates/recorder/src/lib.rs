@@ -32,6 +32,7 @@ mod cut;
 mod error;
 mod event;
 mod recorder;
+mod source;
 mod summary;
 mod track;
 
@@ -40,4 +41,5 @@ pub use config::{RecorderConfig, TrackSpec};
 pub use error::RecorderError;
 pub use event::{RecorderEvent, TrackEnd};
 pub use recorder::Recorder;
+pub use source::{AudioSource, OpenTrack};
 pub use summary::{GapSummary, RecordingSummary, TrackSummary, summarize};

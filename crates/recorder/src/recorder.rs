@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -15,6 +15,7 @@ use tracing::{error, info};
 use crate::config::{RecorderConfig, TrackSpec};
 use crate::error::RecorderError;
 use crate::event::{RecorderEvent, TrackEnd};
+use crate::source::{AudioSource, OpenTrack};
 use crate::summary::{RecordingSummary, summarize};
 use crate::track::{TrackContext, TrackPipeline};
 
@@ -29,9 +30,6 @@ pub struct Recorder {
     events: Receiver<RecorderEvent>,
 }
 
-/// What a track thread reports once it has (or has not) opened its source.
-type Ready = Result<(u32, String), RecorderError>;
-
 impl Recorder {
     /// Opens every track's source, then creates the recording in the spool and starts capturing.
     /// Nothing is written to the spool if any source fails to open.
@@ -41,8 +39,35 @@ impl Recorder {
         tracks: Vec<TrackSpec>,
     ) -> Result<Recorder, RecorderError> {
         config.validate()?;
+        let mut open = Vec::new();
+        for track in tracks {
+            let capture =
+                chronote_capture::open(&track.source, &config.capture).map_err(|source| {
+                    RecorderError::Capture {
+                        track: track.name.clone(),
+                        source,
+                    }
+                })?;
+            open.push(OpenTrack {
+                description: describe(&track.source),
+                name: track.name,
+                source: Box::new(capture),
+            });
+        }
+        Self::start_sources(spool, config, open)
+    }
+
+    /// Starts recording from sources that are already open (one thread per track).
+    pub fn start_sources(
+        spool: Arc<Mutex<Spool>>,
+        config: RecorderConfig,
+        tracks: Vec<OpenTrack>,
+    ) -> Result<Recorder, RecorderError> {
+        config.validate()?;
         if tracks.is_empty() {
-            return Err(RecorderError::Config("a recording needs at least one track".into()));
+            return Err(RecorderError::Config(
+                "a recording needs at least one track".into(),
+            ));
         }
         let mut names = HashSet::new();
         for track in &tracks {
@@ -54,42 +79,6 @@ impl Recorder {
             }
         }
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let (events_tx, events) = mpsc::channel();
-        let mut starting = Vec::new();
-        for track in tracks {
-            let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
-            let (go_tx, go_rx) = mpsc::channel::<Option<TrackContext>>();
-            let capture_config = config.capture.clone();
-            let name = track.name.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("track-{name}"))
-                .spawn(move || track_thread(track, capture_config, ready_tx, go_rx))
-                .map_err(|e| RecorderError::Config(format!("cannot start a thread: {e}")))?;
-            starting.push((name, handle, ready_rx, go_tx));
-        }
-
-        let mut failure = None;
-        let mut opened = Vec::new();
-        for (name, _, ready_rx, _) in &starting {
-            match ready_rx.recv() {
-                Ok(Ok((rate, source))) => opened.push((name.clone(), rate, source)),
-                Ok(Err(err)) => {
-                    failure.get_or_insert(err);
-                }
-                Err(_) => {
-                    failure.get_or_insert(RecorderError::ThreadPanicked { track: name.clone() });
-                }
-            }
-        }
-        if let Some(err) = failure {
-            for (_, handle, _, go_tx) in starting {
-                let _ = go_tx.send(None);
-                let _ = handle.join();
-            }
-            return Err(err);
-        }
-
         let started_at = OffsetDateTime::now_utc();
         let recording_id = uuid::Uuid::now_v7().to_string();
         let new = NewRecording {
@@ -97,30 +86,25 @@ impl Recorder {
             title: config.title.clone(),
             source: RecordingSource::Desktop,
             started_at: started_at.format(&Rfc3339).unwrap_or_default(),
-            tracks: opened.iter().map(|(name, _, _)| name.clone()).collect(),
+            tracks: tracks.iter().map(|t| t.name.clone()).collect(),
         };
-        let created = spool
+        spool
             .lock()
             .map_err(|_| RecorderError::SpoolPoisoned)?
-            .create_recording(&new);
-        if let Err(err) = created {
-            for (_, handle, _, go_tx) in starting {
-                let _ = go_tx.send(None);
-                let _ = handle.join();
-            }
-            return Err(err.into());
-        }
+            .create_recording(&new)?;
         info!(%recording_id, "recording started");
 
+        let stop = Arc::new(AtomicBool::new(false));
+        let (events_tx, events) = mpsc::channel();
         let mut threads = Vec::new();
-        for ((name, handle, _, go_tx), (_, rate, source)) in starting.into_iter().zip(opened) {
+        for track in tracks {
             let _ = events_tx.send(RecorderEvent::TrackStarted {
-                track: name.clone(),
-                source,
-                sample_rate: rate,
+                track: track.name.clone(),
+                source: track.description.clone(),
+                sample_rate: track.source.sample_rate(),
             });
             let ctx = TrackContext {
-                name: name.clone(),
+                name: track.name.clone(),
                 recording_id: recording_id.clone(),
                 started_at,
                 config: config.clone(),
@@ -128,8 +112,21 @@ impl Recorder {
                 events: events_tx.clone(),
                 stop: Arc::clone(&stop),
             };
-            let _ = go_tx.send(Some(ctx));
-            threads.push((name, handle));
+            let name = track.name.clone();
+            let source = track.source;
+            let spawned = std::thread::Builder::new()
+                .name(format!("track-{name}"))
+                .spawn(move || track_thread(ctx, source));
+            match spawned {
+                Ok(handle) => threads.push((name, handle)),
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    for (_, handle) in threads {
+                        let _ = handle.join();
+                    }
+                    return Err(RecorderError::Config(format!("cannot start a thread: {e}")));
+                }
+            }
         }
         Ok(Recorder {
             recording_id,
@@ -185,7 +182,10 @@ impl Recorder {
                 }
             }
         }
-        let mut spool = self.spool.lock().map_err(|_| RecorderError::SpoolPoisoned)?;
+        let mut spool = self
+            .spool
+            .lock()
+            .map_err(|_| RecorderError::SpoolPoisoned)?;
         spool.apply_recording_event(&self.recording_id, RecordingEvent::Stop)?;
         spool.apply_recording_event(&self.recording_id, RecordingEvent::Finalized)?;
         let summary = summarize(&spool, &self.recording_id)?;
@@ -209,32 +209,17 @@ fn describe(source: &Source) -> String {
     }
 }
 
-fn track_thread(
-    track: TrackSpec,
-    capture_config: chronote_capture::CaptureConfig,
-    ready: Sender<Ready>,
-    go: Receiver<Option<TrackContext>>,
-) -> TrackResult {
-    let capture = match chronote_capture::open(&track.source, &capture_config) {
-        Ok(capture) => capture,
-        Err(source) => {
-            let err = RecorderError::Capture {
-                track: track.name.clone(),
-                source,
-            };
-            let _ = ready.send(Err(err));
-            return Ok(TrackEnd::Failed);
-        }
-    };
-    let rate = capture.sample_rate();
-    let _ = ready.send(Ok((rate, describe(&track.source))));
-    let Ok(Some(ctx)) = go.recv() else {
-        capture.stop();
-        return Ok(TrackEnd::Failed);
-    };
+fn track_thread(ctx: TrackContext, source: Box<dyn AudioSource>) -> TrackResult {
     let events = ctx.events.clone();
     let name = ctx.name.clone();
-    let result = TrackPipeline::new(ctx, rate).and_then(|pipeline| pipeline.run(capture));
+    let rate = source.sample_rate();
+    let result = match TrackPipeline::new(ctx, rate) {
+        Ok(pipeline) => pipeline.run(source),
+        Err(err) => {
+            source.stop();
+            Err(err)
+        }
+    };
     let (reason, error) = match &result {
         Ok(end) => (*end, None),
         Err(err) => (TrackEnd::Failed, Some(err.to_string())),

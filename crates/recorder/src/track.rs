@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chronote_capture::{Capture, Chunk, GapReason as CaptureGap, Resampler};
+use chronote_capture::{Chunk, GapReason as CaptureGap, Resampler};
 use chronote_encode::{EncodeError, RepairOutcome, SegmentTags, SegmentWriter};
 use chronote_spool::{GapReason, Room, SealedInfo, Spool, SpoolError};
 use time::OffsetDateTime;
@@ -18,6 +18,7 @@ use crate::config::RecorderConfig;
 use crate::cut::QuietCut;
 use crate::error::RecorderError;
 use crate::event::{RecorderEvent, TrackEnd};
+use crate::source::AudioSource;
 
 /// How long one `Capture::read` may wait before the loop looks at the stop flag again.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
@@ -134,7 +135,10 @@ impl TrackPipeline {
         })
     }
 
-    pub(crate) fn run(mut self, mut capture: Capture) -> Result<TrackEnd, RecorderError> {
+    pub(crate) fn run(
+        mut self,
+        mut capture: Box<dyn AudioSource>,
+    ) -> Result<TrackEnd, RecorderError> {
         let mut buf = vec![0.0f32; 4800];
         let end = loop {
             if self.ctx.stop.load(Ordering::Relaxed) {
@@ -288,8 +292,7 @@ impl TrackPipeline {
             start_48k,
             start_time: start_time.format(&Rfc3339).unwrap_or_default(),
         };
-        let writer = match SegmentWriter::create(&open.part_path, &self.ctx.config.encoder, &tags)
-        {
+        let writer = match SegmentWriter::create(&open.part_path, &self.ctx.config.encoder, &tags) {
             Ok(writer) => writer,
             Err(err) => {
                 // Leave no Open row without a journal behind.
@@ -491,8 +494,13 @@ impl TrackPipeline {
             return Ok(());
         }
         info!(track = %self.ctx.name, start_48k, length_48k, ?reason, "gap recorded");
-        self.spool()?
-            .record_gap(&self.ctx.recording_id, &self.ctx.name, start_48k, length_48k, reason)?;
+        self.spool()?.record_gap(
+            &self.ctx.recording_id,
+            &self.ctx.name,
+            start_48k,
+            length_48k,
+            reason,
+        )?;
         self.emit(RecorderEvent::Gap {
             track: self.ctx.name.clone(),
             start_48k,
@@ -651,10 +659,10 @@ impl TrackPipeline {
 pub(crate) fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
-                return true;
-            }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+        {
+            return true;
         }
         if let Some(SpoolError::DiskFull { .. }) = e.downcast_ref::<SpoolError>() {
             return true;
