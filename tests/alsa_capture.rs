@@ -38,7 +38,14 @@ fn records_speech_from_the_default_alsa_device() {
         .env_remove("PULSE_SERVER")
         // The file device delivers much faster than real time: a ring that holds the whole
         // take keeps the test about capture, not about overflow.
-        .args(["record", "--json", "--duration", "12", "--segment-secs", "5"])
+        .args([
+            "record",
+            "--json",
+            "--duration",
+            "12",
+            "--segment-secs",
+            "5",
+        ])
         .args(["--ring-ms", "60000"])
         .args(["--min-free-bytes", "0", "--spool"])
         .arg(&spool)

@@ -56,11 +56,18 @@ fn bad_input_files_get_clear_errors_and_create_nothing() {
         let out = record(&[], file, &spool);
         assert!(!out.status.success(), "{} should fail", file.display());
         let err = stderr(&out);
-        assert!(err.contains(expect), "error for {} names it: {err}", file.display());
+        assert!(
+            err.contains(expect),
+            "error for {} names it: {err}",
+            file.display()
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     let recordings = spool_list(&spool);
-    assert!(recordings.is_empty(), "no recording was created: {recordings:?}");
+    assert!(
+        recordings.is_empty(),
+        "no recording was created: {recordings:?}"
+    );
 }
 
 #[test]
@@ -196,9 +203,8 @@ fn spool_bound_is_never_exceeded_and_unacknowledged_audio_is_kept() {
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = chronote_e2e::json_lines(&out);
     assert!(
-        lines
-            .iter()
-            .any(|v| v["event"] == "warning" && v["message"].as_str().unwrap_or("").contains("spool full")),
+        lines.iter().any(|v| v["event"] == "warning"
+            && v["message"].as_str().unwrap_or("").contains("spool full")),
         "a warning event says the spool is full"
     );
     let summary = summary(&out);
@@ -234,7 +240,13 @@ fn dir_size(dir: &Path) -> u64 {
 #[test]
 fn full_disk_mid_segment_keeps_every_sealed_segment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = speech_wav(dir.path(), "clip", "Filling a tiny disk until it is full.", "en-us", 16_000);
+    let clip = speech_wav(
+        dir.path(),
+        "clip",
+        "Filling a tiny disk until it is full.",
+        "en-us",
+        16_000,
+    );
     let input = dir.path().join("input.wav");
     chronote_e2e::lengthen(&clip, &input, 240);
     let mount = dir.path().join("tiny");
@@ -244,7 +256,10 @@ fn full_disk_mid_segment_keeps_every_sealed_segment() {
         .arg(&mount)
         .status()
         .expect("mount");
-    assert!(mounted.success(), "this test mounts a tiny tmpfs and needs root");
+    assert!(
+        mounted.success(),
+        "this test mounts a tiny tmpfs and needs root"
+    );
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
@@ -262,7 +277,10 @@ fn full_disk_mid_segment_keeps_every_sealed_segment() {
     // ...and every segment the spool calls sealed is intact.
     let recordings = spool_list(&spool);
     let segments = recordings[0]["segments"].as_array().expect("segments");
-    assert!(!segments.is_empty(), "audio before the disk filled was kept");
+    assert!(
+        !segments.is_empty(),
+        "audio before the disk filled was kept"
+    );
     for seg in segments {
         if seg["state"] == "sealed" {
             let path = Path::new(seg["path"].as_str().expect("path"));

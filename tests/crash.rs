@@ -87,7 +87,14 @@ fn record_and_kill(input: &Path, spool: &Path, segment_secs: u32, after: Duratio
 
 fn recover(spool: &Path) -> Value {
     let out = chronote()
-        .args(["spool", "recover", "--json", "--min-free-bytes", "0", "--spool"])
+        .args([
+            "spool",
+            "recover",
+            "--json",
+            "--min-free-bytes",
+            "0",
+            "--spool",
+        ])
         .arg(spool)
         .output()
         .expect("run spool recover");
@@ -101,8 +108,14 @@ fn recover(spool: &Path) -> Value {
 }
 
 fn check_trial(trial: usize, spool: &Path, recovered: &Value, captured_ms: u64, scratch: &Path) {
-    let interrupted = recovered["interrupted"].as_array().expect("interrupted list");
-    assert_eq!(interrupted.len(), 1, "trial {trial}: one recording was interrupted: {recovered}");
+    let interrupted = recovered["interrupted"]
+        .as_array()
+        .expect("interrupted list");
+    assert_eq!(
+        interrupted.len(),
+        1,
+        "trial {trial}: one recording was interrupted: {recovered}"
+    );
     let id = interrupted[0].as_str().expect("id");
     let recordings = spool_list(spool);
     let rec = recordings
@@ -115,7 +128,11 @@ fn check_trial(trial: usize, spool: &Path, recovered: &Value, captured_ms: u64, 
     let mut total_48k = 0;
     for seg in segments {
         assert_eq!(seg["state"], "sealed", "trial {trial}: {seg}");
-        assert_eq!(u(&seg["start_48k"]), expected_start, "trial {trial}: segments tile");
+        assert_eq!(
+            u(&seg["start_48k"]),
+            expected_start,
+            "trial {trial}: segments tile"
+        );
         let length = u(&seg["length_48k"]);
         assert!(length > 0);
         expected_start += length;
@@ -123,7 +140,10 @@ fn check_trial(trial: usize, spool: &Path, recovered: &Value, captured_ms: u64, 
         let path = Path::new(seg["path"].as_str().expect("path"));
         let info = chronote_encode::inspect(path)
             .unwrap_or_else(|e| panic!("trial {trial}: {} does not inspect: {e}", path.display()));
-        assert_eq!(info.length_48k, length, "trial {trial}: spool and file agree");
+        assert_eq!(
+            info.length_48k, length,
+            "trial {trial}: spool and file agree"
+        );
         assert_eq!(info.bytes, u(&seg["bytes"]), "trial {trial}");
         let pcm = chronote_encode::decode(path).expect("decodes");
         assert_eq!(pcm.len() as u64, length, "trial {trial}: decoded length");

@@ -58,7 +58,12 @@ fn ten_minutes_at_44k1_tile_exactly_and_decode_independently() {
     let mut start = 0;
     for (i, seg) in segments.iter().enumerate() {
         assert_eq!(u(&seg["sequence"]), i as u64);
-        assert_eq!(u(&seg["start_48k"]), start, "segment {i} starts where {} ended", i.max(1) - 1);
+        assert_eq!(
+            u(&seg["start_48k"]),
+            start,
+            "segment {i} starts where {} ended",
+            i.max(1) - 1
+        );
         let length = u(&seg["length_48k"]);
         let last = i + 1 == segments.len();
         if !last {
@@ -99,7 +104,13 @@ fn ten_minutes_at_44k1_tile_exactly_and_decode_independently() {
 #[test]
 fn every_segment_length_setting_tiles_the_timeline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = speech_wav(dir.path(), "clip", "One two three four five six seven.", "en-gb", 22_050);
+    let clip = speech_wav(
+        dir.path(),
+        "clip",
+        "One two three four five six seven.",
+        "en-gb",
+        22_050,
+    );
     let input = dir.path().join("input.wav");
     lengthen(&clip, &input, 47);
     let frames = u64::from(hound::WavReader::open(&input).expect("input").duration());
@@ -108,14 +119,20 @@ fn every_segment_length_setting_tiles_the_timeline() {
         let spool = dir.path().join(format!("spool-{secs}"));
         let summary = record_file(&input, &spool, secs);
         let recordings = spool_list(&spool);
-        let segments = recordings[0]["segments"].as_array().expect("segments").clone();
+        let segments = recordings[0]["segments"]
+            .as_array()
+            .expect("segments")
+            .clone();
         let mut start = 0;
         for seg in &segments {
             assert_eq!(u(&seg["start_48k"]), start);
             assert!(u(&seg["length_48k"]) <= u64::from(secs) * 48_000);
             start += u(&seg["length_48k"]);
         }
-        assert!(start.abs_diff(input_48k) <= FRAME_48K, "{secs} s: {start} vs {input_48k}");
+        assert!(
+            start.abs_diff(input_48k) <= FRAME_48K,
+            "{secs} s: {start} vs {input_48k}"
+        );
         assert_eq!(u(&summary["duration_48k"]), start);
     }
 }

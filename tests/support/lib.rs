@@ -38,11 +38,16 @@ pub fn require_tool(tool: &str, package: &str) {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is missing: run `apt-get install {package}` (or `make deps`)");
+    assert!(
+        found,
+        "{tool} is missing: run `apt-get install {package}` (or `make deps`)"
+    );
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     assert!(
         out.status.success(),
         "{what} failed: {}",
@@ -56,14 +61,26 @@ pub fn speech_wav(dir: &Path, name: &str, text: &str, voice: &str, rate: u32) ->
     require_tool("sox", "sox");
     let raw = dir.join(format!("{name}.espeak.wav"));
     run_ok(
-        Command::new("espeak-ng").args(["-v", voice, "-w"]).arg(&raw).arg(text),
+        Command::new("espeak-ng")
+            .args(["-v", voice, "-w"])
+            .arg(&raw)
+            .arg(text),
         "espeak-ng",
     );
     let out = dir.join(format!("{name}.wav"));
     run_ok(
         Command::new("sox")
             .arg(&raw)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer"])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+            ])
             .arg(&out),
         "sox",
     );
@@ -74,13 +91,21 @@ pub fn speech_wav(dir: &Path, name: &str, text: &str, voice: &str, rate: u32) ->
 /// as long as asked because the repeats cover it).
 pub fn lengthen(input: &Path, output: &Path, seconds: u32) {
     let clip = hound::WavReader::open(input).expect("clip").duration() as f64
-        / f64::from(hound::WavReader::open(input).expect("clip").spec().sample_rate);
+        / f64::from(
+            hound::WavReader::open(input)
+                .expect("clip")
+                .spec()
+                .sample_rate,
+        );
     let repeats = (f64::from(seconds) / clip).ceil() as u32 + 1;
     run_ok(
-        Command::new("sox")
-            .arg(input)
-            .arg(output)
-            .args(["repeat", &repeats.to_string(), "trim", "0", &seconds.to_string()]),
+        Command::new("sox").arg(input).arg(output).args([
+            "repeat",
+            &repeats.to_string(),
+            "trim",
+            "0",
+            &seconds.to_string(),
+        ]),
         "sox repeat",
     );
 }
@@ -110,7 +135,14 @@ pub fn summary(out: &Output) -> Value {
 /// `chronote spool list --json` for `spool`, as the list of recordings.
 pub fn spool_list(spool: &Path) -> Vec<Value> {
     let out = chronote()
-        .args(["spool", "list", "--json", "--min-free-bytes", "0", "--spool"])
+        .args([
+            "spool",
+            "list",
+            "--json",
+            "--min-free-bytes",
+            "0",
+            "--spool",
+        ])
         .arg(spool)
         .output()
         .expect("run chronote spool list");
@@ -127,19 +159,27 @@ pub fn spool_list(spool: &Path) -> Vec<Value> {
 }
 
 pub fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
 }
 
 /// Runs opusinfo on a file and fails the test on any warning or error.
 pub fn opusinfo_ok(path: &Path) {
     require_tool("opusinfo", "opus-tools");
-    let out = Command::new("opusinfo").arg(path).output().expect("opusinfo");
+    let out = Command::new("opusinfo")
+        .arg(path)
+        .output()
+        .expect("opusinfo");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "opusinfo {} failed: {text}", path.display());
+    assert!(
+        out.status.success(),
+        "opusinfo {} failed: {text}",
+        path.display()
+    );
     assert!(
         !text.contains("WARNING") && !text.contains("ERROR"),
         "opusinfo {} complained: {text}",

@@ -21,7 +21,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::output::Output;
 
 #[derive(Parser)]
-#[command(name = "chronote", version, about = "Chronote Recorder: long-running meeting recorder")]
+#[command(
+    name = "chronote",
+    version,
+    about = "Chronote Recorder: long-running meeting recorder"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -221,7 +225,10 @@ fn spool_recover(args: &SpoolArgs, json: bool) -> Result<()> {
     let report = spool.recover().context("spool recovery failed")?;
     Output::new(json).recovery(&report, false);
     if !report.errors.is_empty() {
-        bail!("{} item(s) could not be recovered (see above)", report.errors.len());
+        bail!(
+            "{} item(s) could not be recovered (see above)",
+            report.errors.len()
+        );
     }
     Ok(())
 }

@@ -161,7 +161,10 @@ impl Output {
             );
         }
         for seg in &report.adopted {
-            println!("kept sealed segment {} of track {}", seg.sequence, seg.track);
+            println!(
+                "kept sealed segment {} of track {}",
+                seg.sequence, seg.track
+            );
         }
         if report.dropped > 0 {
             println!("dropped {} empty segment(s)", report.dropped);
@@ -192,7 +195,9 @@ impl Output {
             return;
         }
         if devices.is_empty() {
-            println!("no audio input devices found; record a file with `chronote record --input FILE.wav`");
+            println!(
+                "no audio input devices found; record a file with `chronote record --input FILE.wav`"
+            );
         }
         for d in devices {
             println!(
