@@ -3,6 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use opus::{Application, Bitrate, Channels, Encoder};
 
@@ -45,7 +46,15 @@ pub struct SegmentWriter {
     pending_lacing: usize,
     journal_page_frames: usize,
     journal_bytes: u64,
+    /// When the journal was last fdatasync'ed. A page reaches the page cache (safe from a
+    /// SIGKILL) as soon as it is written; the sync that makes it safe from power loss runs at
+    /// most every `JOURNAL_SYNC_INTERVAL` of wall time, so a fast file import is not throttled
+    /// by thousands of syncs while live capture (a page per 500 ms) still syncs every page.
+    last_sync: Option<Instant>,
 }
+
+/// See [`SegmentWriter::last_sync`].
+const JOURNAL_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for SegmentWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,6 +152,7 @@ impl SegmentWriter {
             pending_lacing: 0,
             journal_page_frames: config.journal_page_frames(),
             journal_bytes,
+            last_sync: Some(Instant::now()),
         })
     }
 
@@ -188,8 +198,8 @@ impl SegmentWriter {
 
     /// Encodes one frame of exactly [`frame_len`](Self::frame_len) mono samples.
     ///
-    /// Every `journal_page_ms` of audio the journal gets a page, written and fdatasync'ed before
-    /// this returns. If that write fails the frame is still kept for the sealed file, the error
+    /// Every `journal_page_ms` of audio the journal gets a page, written before this returns
+    /// and fdatasync'ed unless the last sync is less than 250 ms old. If that write fails the frame is still kept for the sealed file, the error
     /// is returned, and the next page write retries the unwritten bytes.
     pub fn push_frame(&mut self, pcm: &[f32]) -> Result<(), EncodeError> {
         if pcm.len() != self.frame_len {
@@ -225,6 +235,7 @@ impl SegmentWriter {
     /// Ends the current journal page now and makes it durable, e.g. before a pause.
     pub fn flush_journal(&mut self) -> Result<(), EncodeError> {
         self.close_journal_page()?;
+        self.last_sync = None;
         self.write_journal()
     }
 
@@ -256,15 +267,24 @@ impl SegmentWriter {
         if bytes.is_empty() {
             return Ok(());
         }
+        let sync_due = self
+            .last_sync
+            .is_none_or(|at| at.elapsed() >= JOURNAL_SYNC_INTERVAL);
         let written = self
             .file
             .write_all(bytes)
             .map_err(|e| EncodeError::io(&self.part_path, "write journal page", e))
             .and_then(|()| {
+                if !sync_due {
+                    return Ok(());
+                }
                 self.file
                     .sync_data()
                     .map_err(|e| EncodeError::io(&self.part_path, "fdatasync", e))
             });
+        if sync_due && written.is_ok() {
+            self.last_sync = Some(Instant::now());
+        }
         match written {
             Ok(()) => {
                 self.journal_bytes += bytes.len() as u64;
