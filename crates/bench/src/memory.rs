@@ -48,6 +48,8 @@ pub struct MemoryResult {
     pub segments: u64,
     pub bytes: u64,
     pub gaps: u64,
+    /// spool.db plus its WAL and shared-memory files at the end: SQLite caches pages of it.
+    pub db_bytes: u64,
 }
 
 impl MemoryResult {
@@ -60,6 +62,22 @@ impl MemoryResult {
     /// How far the peak rose above the reference, in bytes (0 if it never did).
     pub fn growth(&self) -> u64 {
         self.peak().saturating_sub(self.rss_at_mark)
+    }
+
+    /// RSS change per hour of timeline between the first checkpoint after the mark and the
+    /// last one; `None` with fewer than two such checkpoints.
+    pub fn slope_per_hour(&self) -> Option<f64> {
+        let after: Vec<&(u64, u64)> = self
+            .checkpoints
+            .iter()
+            .filter(|(at, _)| *at >= self.marks.mark_ms)
+            .collect();
+        let (first, last) = (after.first()?, after.last()?);
+        if last.0 <= first.0 {
+            return None;
+        }
+        let hours = (last.0 - first.0) as f64 / 3_600_000.0;
+        Some((last.1 as f64 - first.1 as f64) / hours)
     }
 }
 
@@ -195,6 +213,11 @@ pub fn measure_in_process(input: &Path, marks: Marks) -> Result<MemoryResult> {
     if let Some(err) = failure {
         return Err(err);
     }
+    let db_bytes = ["spool.db", "spool.db-wal", "spool.db-shm"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(root.join(name)).ok())
+        .map(|m| m.len())
+        .sum();
     let rss_at_mark = rss_at_mark.with_context(|| {
         format!(
             "the recording ended at {} ms, before the {} ms mark",
@@ -216,6 +239,7 @@ pub fn measure_in_process(input: &Path, marks: Marks) -> Result<MemoryResult> {
         segments: summary.segments,
         bytes: summary.bytes,
         gaps: summary.gaps.len() as u64,
+        db_bytes,
     })
 }
 

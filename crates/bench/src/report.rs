@@ -412,6 +412,14 @@ fn write_pipeline(out: &mut String, plan: &Plan, p: &PipelineResult) -> std::fmt
         f.verdict().as_str()
     )?;
     writeln!(out)?;
+    writeln!(
+        out,
+        "T_pipe is wall time: besides the processing it includes the recorder's durability \
+         syncs (journal pages, each sealed file and its directory, SQLite commits) and any wait \
+         for a CPU on a shared machine, none of which T_raw has. The CPU-time rows show the \
+         processing cost alone."
+    )?;
+    writeln!(out)?;
     write_output_check(out, p)?;
     Ok(())
 }
@@ -485,6 +493,21 @@ fn write_memory(out: &mut String, plan: &Plan, m: &MemoryResult) -> std::fmt::Re
         "Target: peak within {} of the reference, no growth with length: **{}**.",
         mb_u(TARGET_MEMORY_GROWTH),
         memory_verdict(m).as_str()
+    )?;
+    writeln!(out)?;
+    let slope = m.slope_per_hour().map_or(String::new(), |b| {
+        format!(
+            "RSS changed by {:+.0} kB per hour of timeline between the first and the last \
+             checkpoint after the reference. ",
+            b / 1000.0
+        )
+    });
+    writeln!(
+        out,
+        "{slope}At the end the spool's database (spool.db, WAL and shared memory) held {} \
+         for {} segments.",
+        mb_u(m.db_bytes),
+        m.segments
     )?;
     writeln!(out)?;
     if !m.checkpoints.is_empty() {
@@ -575,8 +598,9 @@ fn write_method(out: &mut String) -> std::fmt::Result {
         "T_pipe: `Recorder::start` to `Recorder::wait` returning, default `RecorderConfig` \
          (16 kHz, 24 kbit/s VBR, 20 ms frames, 30 s segments), one file track in fast mode \
          into a fresh spool in a temporary directory. It covers WAV decoding, resampling \
-         48 -> 16 kHz, Opus encoding, Ogg paging, the journal flushed and fdatasync'd every \
-         500 ms of audio, sealing (file rebuilt, fsync, rename) and the SQLite commits. The \
+         48 -> 16 kHz, Opus encoding, Ogg paging, a journal page every 500 ms of audio \
+         (fdatasync'd at most every 250 ms of wall time, so a few times a second in fast mode), \
+         sealing (file rebuilt, fsync, rename) and the SQLite commits. The \
          WAV is read once beforehand so it is in the page cache for every run."
             .to_string(),
         "T_raw: `opus::Encoder` with the same settings (16 kHz mono VOIP, 24 kbit/s VBR, 20 ms \
