@@ -24,23 +24,53 @@ use crate::error::CaptureError;
 /// Capacity of the gap event ring; the producer keeps dropping (and counting) while it is full.
 const GAP_EVENTS: usize = 64;
 
-/// Monotonic nanoseconds. Tests swap in a manual clock to make device-loss timing exact.
+/// Monotonic nanoseconds that keep counting while the machine sleeps, so a laptop suspended
+/// mid-recording gets a device-loss gap as long as the suspend (`Instant` stops during suspend on
+/// Linux). Tests swap in a manual clock to make device-loss timing exact.
 #[derive(Clone, Debug)]
 pub(crate) enum Clock {
-    Real(Instant),
+    Real(u64),
     #[cfg_attr(not(test), allow(dead_code))]
     Manual(Arc<AtomicU64>),
 }
 
+#[cfg(target_os = "linux")]
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we own; CLOCK_BOOTTIME exists since
+    // Linux 2.6.39 and is served by the vDSO (no syscall, no lock: fine in the audio callback).
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return fallback_ns();
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn boot_ns() -> u64 {
+    fallback_ns()
+}
+
+fn fallback_ns() -> u64 {
+    use std::sync::OnceLock;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(ORIGIN.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl Clock {
     pub(crate) fn real() -> Self {
-        Clock::Real(Instant::now())
+        Clock::Real(boot_ns())
     }
 
     /// Nanoseconds since the clock's origin. Lock-free; fine in the audio callback.
     pub(crate) fn now_ns(&self) -> u64 {
         match self {
-            Clock::Real(origin) => u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Clock::Real(origin) => boot_ns().saturating_sub(*origin),
             Clock::Manual(t) => t.load(Ordering::Acquire),
         }
     }

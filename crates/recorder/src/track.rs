@@ -538,8 +538,11 @@ impl TrackPipeline {
             // Seal what we have first: the open journal is already counted twice, so sealing
             // never pushes the spool past its bound.
             self.seal_at_last_sample(true)?;
-            let start = self.next_48k;
-            self.enter_pause(Some(start), None, &message);
+            // A seal that hit ENOSPC has paused already, keeping its journal for repair.
+            if self.paused.is_none() {
+                let start = self.next_48k;
+                self.enter_pause(Some(start), None, &message);
+            }
         }
         Ok(())
     }

@@ -24,6 +24,8 @@ enum Step {
         reason: GapReason,
     },
     Rate(u32),
+    /// Runs an action between two reads (e.g. fill the disk), at an exact point of the timeline.
+    Call(Box<dyn FnOnce() + Send>),
 }
 
 struct Scripted {
@@ -89,6 +91,7 @@ impl AudioSource for Scripted {
                         reason,
                     });
                 }
+                Some(Step::Call(action)) => action(),
                 Some(Step::Rate(rate)) => {
                     self.rate = rate;
                     return Ok(Chunk::RateChanged(rate));
@@ -440,4 +443,108 @@ fn full_spool_pauses_capture_and_resumes_when_space_frees() {
         rows.iter().any(|r| r.state == SegmentState::Evicted),
         "room was made by eviction"
     );
+}
+
+/// Fills the filesystem holding `dir` with a file until writes fail with ENOSPC.
+fn fill_disk(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler");
+    let block = vec![0u8; 4096];
+    while file
+        .write_all(&block)
+        .and_then(|()| file.sync_data())
+        .is_ok()
+    {}
+    path
+}
+
+#[test]
+fn enospc_mid_segment_pauses_keeps_the_journal_and_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = dir.path().join("tiny");
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount");
+    assert!(
+        mounted.success(),
+        "this test mounts a small tmpfs and needs root"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mount.clone());
+    let spool = spool(&mount, 1 << 30);
+    let fill_at = mount.clone();
+    let filler = mount.join("filler");
+    let free_at = filler.clone();
+    // 3.3 s of audio (mid-page, mid-segment), then the disk fills; 2 s later it frees again.
+    let source = Scripted::new(
+        16_000,
+        vec![
+            Step::Audio {
+                seconds: 3.3,
+                level: 0.5,
+            },
+            Step::Call(Box::new(move || {
+                fill_disk(&fill_at);
+            })),
+            Step::Audio {
+                seconds: 2.0,
+                level: 0.5,
+            },
+            Step::Call(Box::new(move || {
+                std::fs::remove_file(&free_at).expect("free the disk");
+                // The recorder retries every spool_retry of wall time: give it that long.
+                std::thread::sleep(Duration::from_millis(100));
+            })),
+            Step::Audio {
+                seconds: 4.0,
+                level: 0.5,
+            },
+        ],
+    );
+    let config = RecorderConfig {
+        spool_retry: Duration::from_millis(20),
+        ..RecorderConfig::default()
+    };
+    let (summary, events) = record(&spool, config, source);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, RecorderEvent::Warning { message, .. } if message.contains("disk full"))
+        ),
+        "the user is told the disk is full: {events:?}"
+    );
+    let segs = segments(&spool, &summary.recording_id);
+    assert_eq!(summary.gaps.len(), 1, "{:?}", summary.gaps);
+    let gap = &summary.gaps[0];
+    assert_eq!(gap.reason, "spool_full");
+    // The broken segment was repaired from its journal: it ends on a journal page boundary
+    // (25 frames = 0.5 s; repair keeps whole pages, minus the 312-sample pre-skip), no more than
+    // a page before the disk filled at 3.3 s and not much after it (the filler leaves less than
+    // 4 KiB, room for a page or two).
+    let first = segs[0];
+    assert_eq!(first.0, 0);
+    assert_eq!(
+        (first.1 + 312) % 24_000,
+        0,
+        "repaired at a page boundary: {segs:?}"
+    );
+    assert!((144_000..=192_000).contains(&(first.1 + 312)), "{segs:?}");
+    assert_eq!(gap.start_48k, first.1);
+    // Everything after the gap tiles up to the end of the input (9.3 s).
+    let after: Vec<_> = segs[1..].to_vec();
+    assert_tiles(&after, gap.start_48k + gap.length_48k, 446_400);
+    let guard = spool.lock().expect("lock");
+    for row in guard.segments(&summary.recording_id).expect("rows") {
+        assert_eq!(row.state, SegmentState::Sealed);
+        let info = chronote_encode::inspect(std::path::Path::new(&row.path)).expect("inspect");
+        assert_eq!(info.length_48k, row.length_48k);
+    }
 }
