@@ -490,7 +490,7 @@ fn write_memory(out: &mut String, plan: &Plan, m: &MemoryResult) -> std::fmt::Re
     writeln!(out)?;
     writeln!(
         out,
-        "Target: peak within {} of the reference, no growth with length: **{}**.",
+        "Target: peak within {} of the reference: **{}**.",
         mb_u(TARGET_MEMORY_GROWTH),
         memory_verdict(m).as_str()
     )?;
