@@ -4,6 +4,8 @@
 //! recovers the spool. Every command that changes the spool runs crash recovery first.
 
 mod output;
+mod server_cmd;
+mod upload_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -43,19 +45,23 @@ enum Command {
     /// Inspect or repair the spool.
     #[command(subcommand)]
     Spool(SpoolCommand),
+    /// Run the Chronote server, or manage its tokens.
+    Server(server_cmd::ServerArgs),
+    /// Upload every sealed segment in the spool to a server, then exit.
+    Upload(upload_cmd::UploadArgs),
 }
 
 #[derive(Args)]
-struct SpoolArgs {
+pub(crate) struct SpoolArgs {
     /// Spool directory [default: $CHRONOTE_SPOOL, else the platform data dir]
     #[arg(long, value_name = "DIR")]
-    spool: Option<PathBuf>,
+    pub(crate) spool: Option<PathBuf>,
     /// Upper bound of the spool's size in bytes, partial segments included.
     #[arg(long, value_name = "BYTES", default_value_t = SpoolConfig::default().max_bytes)]
-    max_spool_bytes: u64,
+    pub(crate) max_spool_bytes: u64,
     /// Capture pauses when the disk has less free space than this.
     #[arg(long, value_name = "BYTES", default_value_t = SpoolConfig::default().min_free_bytes)]
-    min_free_bytes: u64,
+    pub(crate) min_free_bytes: u64,
 }
 
 #[derive(Args)]
@@ -93,6 +99,8 @@ struct RecordArgs {
     json: bool,
     #[command(flatten)]
     spool: SpoolArgs,
+    #[command(flatten)]
+    remote: upload_cmd::RemoteArgs,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +136,8 @@ fn main() -> ExitCode {
         Command::Devices { json } => devices(json),
         Command::Spool(SpoolCommand::List { json, spool }) => spool_list(&spool, json),
         Command::Spool(SpoolCommand::Recover { json, spool }) => spool_recover(&spool, json),
+        Command::Server(args) => server_cmd::run(args),
+        Command::Upload(args) => upload_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_spool(args: &SpoolArgs) -> Result<Spool> {
+pub(crate) fn open_spool(args: &SpoolArgs) -> Result<Spool> {
     let dir = match (&args.spool, std::env::var_os("CHRONOTE_SPOOL")) {
         (Some(dir), _) => dir.clone(),
         (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),

@@ -1,0 +1,1 @@
+//! The Chronote server (issue 3, in progress).

@@ -1,0 +1,1 @@
+//! The Chronote uploader (issue 3, in progress).
