@@ -21,6 +21,9 @@ use crate::track::{TrackContext, TrackPipeline};
 
 type TrackResult = Result<TrackEnd, RecorderError>;
 
+/// Events that may wait for a reader before new ones are dropped.
+const EVENT_QUEUE: usize = 4096;
+
 /// A running recording: one thread per track, all writing into one spool.
 pub struct Recorder {
     recording_id: String,
@@ -95,10 +98,12 @@ impl Recorder {
         info!(%recording_id, "recording started");
 
         let stop = Arc::new(AtomicBool::new(false));
-        let (events_tx, events) = mpsc::channel();
+        // Bounded: a caller that stops reading events must not make a days-long recording grow
+        // in memory. Events are advice; the spool holds the truth.
+        let (events_tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let mut threads = Vec::new();
         for track in tracks {
-            let _ = events_tx.send(RecorderEvent::TrackStarted {
+            let _ = events_tx.try_send(RecorderEvent::TrackStarted {
                 track: track.name.clone(),
                 source: track.description.clone(),
                 sample_rate: track.source.sample_rate(),
@@ -141,7 +146,8 @@ impl Recorder {
         &self.recording_id
     }
 
-    /// Events as they happen. The channel closes once every track has ended.
+    /// Events as they happen. The channel closes once every track has ended; it holds at most
+    /// 4096 unread events and drops newer ones, so read it (or ignore it: nothing else grows).
     pub fn events(&self) -> &Receiver<RecorderEvent> {
         &self.events
     }
@@ -224,7 +230,7 @@ fn track_thread(ctx: TrackContext, source: Box<dyn AudioSource>) -> TrackResult 
         Ok(end) => (*end, None),
         Err(err) => (TrackEnd::Failed, Some(err.to_string())),
     };
-    let _ = events.send(RecorderEvent::TrackEnded {
+    let _ = events.try_send(RecorderEvent::TrackEnded {
         track: name,
         reason,
         error,

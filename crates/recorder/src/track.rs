@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub(crate) struct TrackContext {
     pub started_at: OffsetDateTime,
     pub config: RecorderConfig,
     pub spool: Arc<Mutex<Spool>>,
-    pub events: Sender<RecorderEvent>,
+    pub events: SyncSender<RecorderEvent>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -181,8 +181,11 @@ impl TrackPipeline {
     }
 
     fn emit(&self, event: RecorderEvent) {
-        // A closed receiver only means nobody listens any more; recording goes on.
-        let _ = self.ctx.events.send(event);
+        // A full queue means the reader fell behind, a closed one that nobody listens: either
+        // way recording goes on, and the spool still has every segment and gap.
+        if let Err(TrySendError::Full(event)) = self.ctx.events.try_send(event) {
+            debug!(?event, "event queue full; event dropped");
+        }
     }
 
     fn spool(&self) -> Result<MutexGuard<'_, Spool>, RecorderError> {
