@@ -115,7 +115,8 @@ impl UploadError {
 
 /// 408/423/429 and 5xx say "not now"; 501 and 505 say "never" (the server lacks the feature).
 pub(crate) fn is_transient_status(status: u16) -> bool {
-    matches!(status, 408 | 423 | 429) || (500..600).contains(&status) && !matches!(status, 501 | 505)
+    matches!(status, 408 | 423 | 429)
+        || (500..600).contains(&status) && !matches!(status, 501 | 505)
 }
 
 #[cfg(test)]
@@ -127,7 +128,9 @@ mod tests {
         for s in [408, 423, 429, 500, 502, 503, 504] {
             assert!(is_transient_status(s), "{s}");
         }
-        for s in [400, 401, 403, 404, 409, 410, 412, 413, 415, 422, 460, 501, 505] {
+        for s in [
+            400, 401, 403, 404, 409, 410, 412, 413, 415, 422, 460, 501, 505,
+        ] {
             assert!(!is_transient_status(s), "{s}");
         }
     }
