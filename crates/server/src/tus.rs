@@ -337,10 +337,12 @@ async fn receive(
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
     let mut ending = loop {
+        // Data that is already there is taken first: a writer that is making progress
+        // finishes its chunk, and the interruption lands as soon as its body stalls.
         let next = tokio::select! {
             biased;
-            () = guard.interrupted() => break Ending::Interrupted,
             next = tokio::time::timeout(idle, stream.next()) => next,
+            () = guard.interrupted() => break Ending::Interrupted,
         };
         match next {
             Err(_) => break Ending::IdleTimeout,
