@@ -35,10 +35,20 @@ async fn status(s: &Srv, id: &str) -> Value {
 }
 
 /// Creation-with-upload of a whole segment file.
-async fn upload_segment(s: &Srv, rec: &str, track: &str, seq: u64, file: &[u8], len48: u64) -> reqwest::Response {
+async fn upload_segment(
+    s: &Srv,
+    rec: &str,
+    track: &str,
+    seq: u64,
+    file: &[u8],
+    len48: u64,
+) -> reqwest::Response {
     s.req(Method::POST, "/files")
         .header("Upload-Length", file.len().to_string())
-        .header("Upload-Metadata", segment_metadata(rec, track, seq, file, len48))
+        .header(
+            "Upload-Metadata",
+            segment_metadata(rec, track, seq, file, len48),
+        )
         .header("Content-Type", OCTET)
         .body(file.to_vec())
         .send()
@@ -114,7 +124,10 @@ async fn completed_segment_is_verified_and_acknowledged() {
     let r = s
         .req(Method::POST, "/files")
         .header("Upload-Length", file.len().to_string())
-        .header("Upload-Metadata", segment_metadata("rec", "me", 1, &file, len48))
+        .header(
+            "Upload-Metadata",
+            segment_metadata("rec", "me", 1, &file, len48),
+        )
         .send()
         .await
         .unwrap();
@@ -125,13 +138,22 @@ async fn completed_segment_is_verified_and_acknowledged() {
     assert!(r.headers().get("chronote-segment").is_none());
     let r = s.patch(&loc, half as u64, file[half..].to_vec()).await;
     assert_eq!(r.status(), 204);
-    assert_eq!(header(&r, "chronote-segment"), format!("received; sha256={}", sha256_hex(&file)));
+    assert_eq!(
+        header(&r, "chronote-segment"),
+        format!("received; sha256={}", sha256_hex(&file))
+    );
     // A retried final PATCH (its response lost) gets the same answer.
     let r = s.patch(&loc, file.len() as u64, Vec::new()).await;
     assert_eq!(r.status(), 204);
-    assert_eq!(header(&r, "chronote-segment"), format!("received; sha256={}", sha256_hex(&file)));
+    assert_eq!(
+        header(&r, "chronote-segment"),
+        format!("received; sha256={}", sha256_hex(&file))
+    );
     // A received segment cannot be terminated.
-    assert_eq!(s.req(Method::DELETE, &loc).send().await.unwrap().status(), 403);
+    assert_eq!(
+        s.req(Method::DELETE, &loc).send().await.unwrap().status(),
+        403
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,7 +166,10 @@ async fn segment_creation_is_idempotent_on_the_slot() {
     let r = s
         .req(Method::POST, "/files")
         .header("Upload-Length", file.len().to_string())
-        .header("Upload-Metadata", segment_metadata("rec", "me", 3, &file, len48))
+        .header(
+            "Upload-Metadata",
+            segment_metadata("rec", "me", 3, &file, len48),
+        )
         .header("Content-Type", OCTET)
         .body(file[..half].to_vec())
         .send()
@@ -159,7 +184,12 @@ async fn segment_creation_is_idempotent_on_the_slot() {
     assert_eq!(header(&r, "upload-offset"), half.to_string());
     assert_eq!(s.blob(&loc), file[..half]);
     // Finish it; creating again returns the completed upload with its proof.
-    assert_eq!(s.patch(&loc, half as u64, file[half..].to_vec()).await.status(), 204);
+    assert_eq!(
+        s.patch(&loc, half as u64, file[half..].to_vec())
+            .await
+            .status(),
+        204
+    );
     let r = upload_segment(&s, "rec", "me", 3, &file, len48).await;
     assert_eq!(r.status(), 201);
     assert_eq!(location(&r), loc);
@@ -174,19 +204,32 @@ async fn segment_slot_with_a_different_sha256_is_409() {
     let s = Srv::start().await;
     s.recording("rec").await;
     let (file, len48) = segment("rec", "me", 0, 50);
-    assert_eq!(upload_segment(&s, "rec", "me", 0, &file, len48).await.status(), 201);
+    assert_eq!(
+        upload_segment(&s, "rec", "me", 0, &file, len48)
+            .await
+            .status(),
+        201
+    );
     let (other, len48b) = segment("rec", "me", 7, 50);
     let r = upload_segment(&s, "rec", "me", 0, &other, len48b).await;
     assert_eq!(r.status(), 409);
     let msg: Value = r.json().await.unwrap();
-    assert!(msg["error"].as_str().unwrap().contains("different sha256"), "{msg}");
+    assert!(
+        msg["error"].as_str().unwrap().contains("different sha256"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn segment_for_an_unknown_recording_is_404() {
     let s = Srv::start().await;
     let (file, len48) = segment("nope", "me", 0, 50);
-    assert_eq!(upload_segment(&s, "nope", "me", 0, &file, len48).await.status(), 404);
+    assert_eq!(
+        upload_segment(&s, "nope", "me", 0, &file, len48)
+            .await
+            .status(),
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,14 +238,46 @@ async fn segment_metadata_must_be_complete_and_valid() {
     s.recording("rec").await;
     for meta in [
         format!("recording_id {}", b64(b"rec")),
-        format!("recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
-            b64(b"rec"), b64(b"me"), b64(b"x"), b64(b"0"), b64(b"1"), b64(&[b'a'; 64]), b64(b"opus")),
-        format!("recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
-            b64(b"rec"), b64(b"me"), b64(b"0"), b64(b"0"), b64(b"1"), b64(b"abc"), b64(b"opus")),
-        format!("recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
-            b64(b"rec"), b64(b"m/e"), b64(b"0"), b64(b"0"), b64(b"1"), b64(&[b'a'; 64]), b64(b"opus")),
-        format!("recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
-            b64(b"rec"), b64(b"me"), b64(b"0"), b64(b"0"), b64(b"1"), b64(&[b'a'; 64]), b64(b"mp3")),
+        format!(
+            "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+            b64(b"rec"),
+            b64(b"me"),
+            b64(b"x"),
+            b64(b"0"),
+            b64(b"1"),
+            b64(&[b'a'; 64]),
+            b64(b"opus")
+        ),
+        format!(
+            "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+            b64(b"rec"),
+            b64(b"me"),
+            b64(b"0"),
+            b64(b"0"),
+            b64(b"1"),
+            b64(b"abc"),
+            b64(b"opus")
+        ),
+        format!(
+            "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+            b64(b"rec"),
+            b64(b"m/e"),
+            b64(b"0"),
+            b64(b"0"),
+            b64(b"1"),
+            b64(&[b'a'; 64]),
+            b64(b"opus")
+        ),
+        format!(
+            "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+            b64(b"rec"),
+            b64(b"me"),
+            b64(b"0"),
+            b64(b"0"),
+            b64(b"1"),
+            b64(&[b'a'; 64]),
+            b64(b"mp3")
+        ),
     ] {
         let r = s
             .req(Method::POST, "/files")
@@ -224,11 +299,21 @@ async fn garbage_with_its_own_sha256_is_422_and_can_be_created_again() {
     assert_eq!(r.status(), 422);
     let msg: Value = r.json().await.unwrap();
     assert!(msg["error"].as_str().unwrap().contains("Ogg Opus"), "{msg}");
-    assert!(!msg["error"].as_str().unwrap().contains(s.dir.path().to_str().unwrap()));
+    assert!(
+        !msg["error"]
+            .as_str()
+            .unwrap()
+            .contains(s.dir.path().to_str().unwrap())
+    );
     assert_eq!(status(&s, "rec").await["tracks"][0]["received"], 0);
     // The slot is free again: the real file goes in.
     let (file, len48) = segment("rec", "me", 0, 50);
-    assert_eq!(upload_segment(&s, "rec", "me", 0, &file, len48).await.status(), 201);
+    assert_eq!(
+        upload_segment(&s, "rec", "me", 0, &file, len48)
+            .await
+            .status(),
+        201
+    );
     assert_eq!(status(&s, "rec").await["tracks"][0]["received"], 1);
 }
 
@@ -250,7 +335,10 @@ async fn wrong_sha256_or_length_is_422() {
         .unwrap();
     assert_eq!(r.status(), 422);
     let msg: Value = r.json().await.unwrap();
-    assert!(msg["error"].as_str().unwrap().contains("sha256 mismatch"), "{msg}");
+    assert!(
+        msg["error"].as_str().unwrap().contains("sha256 mismatch"),
+        "{msg}"
+    );
     // Right sha256, wrong length_48k.
     let r = upload_segment(&s, "rec", "me", 0, &file, len48 + 960).await;
     assert_eq!(r.status(), 422);
@@ -264,14 +352,23 @@ async fn stop_and_status_compute_missing_sequences() {
     s.recording("rec").await;
     for seq in [0, 2] {
         let (file, len48) = segment("rec", "me", seq, 30);
-        assert_eq!(upload_segment(&s, "rec", "me", seq, &file, len48).await.status(), 201);
+        assert_eq!(
+            upload_segment(&s, "rec", "me", seq, &file, len48)
+                .await
+                .status(),
+            201
+        );
     }
     let st = status(&s, "rec").await;
     assert_eq!(st["state"], "recording");
     assert_eq!(st["tracks"][0]["missing"], json!([1]));
-    assert_eq!(st["tracks"][1], json!({"name": "others", "received": 0, "missing": [], "bytes": 0, "final_sequence": null}));
+    assert_eq!(
+        st["tracks"][1],
+        json!({"name": "others", "received": 0, "missing": [], "bytes": 0, "final_sequence": null})
+    );
 
-    let stop = json!({"final_sequences": {"me": 3, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
+    let stop =
+        json!({"final_sequences": {"me": 3, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
     let (code, st) = post_json(&s, "/v1/recordings/rec/stop", &stop).await;
     assert_eq!(code, 200);
     assert_eq!(st["state"], "stopped");
@@ -281,19 +378,31 @@ async fn stop_and_status_compute_missing_sequences() {
     assert_eq!(st["tracks"][0]["received"], 2);
     // Idempotent; a different stop is a conflict.
     assert_eq!(post_json(&s, "/v1/recordings/rec/stop", &stop).await.0, 200);
-    let other = json!({"final_sequences": {"me": 4, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
-    assert_eq!(post_json(&s, "/v1/recordings/rec/stop", &other).await.0, 409);
+    let other =
+        json!({"final_sequences": {"me": 4, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
+    assert_eq!(
+        post_json(&s, "/v1/recordings/rec/stop", &other).await.0,
+        409
+    );
 
     for seq in [1, 3] {
         let (file, len48) = segment("rec", "me", seq, 30);
-        assert_eq!(upload_segment(&s, "rec", "me", seq, &file, len48).await.status(), 201);
+        assert_eq!(
+            upload_segment(&s, "rec", "me", seq, &file, len48)
+                .await
+                .status(),
+            201
+        );
     }
     let st = status(&s, "rec").await;
     assert_eq!(st["state"], "complete");
     assert_eq!(st["tracks"][0]["missing"], json!([]));
     assert_eq!(st["tracks"][0]["received"], 4);
     // Stop on an unknown recording, bad stop bodies.
-    assert_eq!(post_json(&s, "/v1/recordings/none/stop", &stop).await.0, 404);
+    assert_eq!(
+        post_json(&s, "/v1/recordings/none/stop", &stop).await.0,
+        404
+    );
     let bad = json!({"final_sequences": {"me": -1}, "ended_at": "2026-01-02T04:00:00Z"});
     assert_eq!(post_json(&s, "/v1/recordings/rec/stop", &bad).await.0, 400);
 }

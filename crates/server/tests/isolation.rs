@@ -17,7 +17,10 @@ async fn nobody_reaches_another_owners_data() {
     let r = s
         .req(Method::POST, "/files")
         .header("Upload-Length", file.len().to_string())
-        .header("Upload-Metadata", segment_metadata("rec", "me", 0, &file, len48))
+        .header(
+            "Upload-Metadata",
+            segment_metadata("rec", "me", 0, &file, len48),
+        )
         .header("Content-Type", OCTET)
         .body(file[..100].to_vec())
         .send()
@@ -37,7 +40,11 @@ async fn nobody_reaches_another_owners_data() {
     for (who, token, denied) in &callers {
         let token = token.as_deref();
         let mut results = Vec::new();
-        let r = s.req_as(token, Method::GET, "/v1/recordings/rec").send().await.unwrap();
+        let r = s
+            .req_as(token, Method::GET, "/v1/recordings/rec")
+            .send()
+            .await
+            .unwrap();
         results.push(("GET recording", r.status().as_u16(), *denied));
         let r = s
             .req_as(token, Method::POST, "/v1/recordings/rec/stop")
@@ -50,7 +57,10 @@ async fn nobody_reaches_another_owners_data() {
         let r = s
             .req_as(token, Method::POST, "/files")
             .header("Upload-Length", file.len().to_string())
-            .header("Upload-Metadata", segment_metadata("rec", "me", 0, &file, len48))
+            .header(
+                "Upload-Metadata",
+                segment_metadata("rec", "me", 0, &file, len48),
+            )
             .header("Content-Type", OCTET)
             .body(file.clone())
             .send()
@@ -69,12 +79,20 @@ async fn nobody_reaches_another_owners_data() {
                 .await
                 .unwrap();
             results.push(("PATCH", r.status().as_u16(), *denied));
-            let r = s.req_as(token, Method::DELETE, target).send().await.unwrap();
+            let r = s
+                .req_as(token, Method::DELETE, target)
+                .send()
+                .await
+                .unwrap();
             results.push(("DELETE", r.status().as_u16(), *denied));
         }
         // Endpoints that touch no one's data: B may use them for itself, others get 401.
         let own = if *denied == 404 { 204 } else { 401 };
-        let r = s.req_as(token, Method::OPTIONS, "/files").send().await.unwrap();
+        let r = s
+            .req_as(token, Method::OPTIONS, "/files")
+            .send()
+            .await
+            .unwrap();
         results.push(("OPTIONS", r.status().as_u16(), own));
         let own = if *denied == 404 { 201 } else { 401 };
         let r = s
@@ -121,7 +139,12 @@ async fn nobody_reaches_another_owners_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unauthorized_answers_carry_a_bearer_challenge() {
     let s = Srv::start().await;
-    for auth in [None, Some("Basic dXNlcjpwYXNz"), Some("Bearer"), Some("Bearer nope")] {
+    for auth in [
+        None,
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer"),
+        Some("Bearer nope"),
+    ] {
         let mut r = s.client.get(s.url("/v1/recordings/x"));
         if let Some(a) = auth {
             r = r.header("Authorization", a);
