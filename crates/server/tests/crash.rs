@@ -15,7 +15,11 @@ use reqwest::Method;
 /// The `chronote` binary of the same build (built by `cargo build --workspace`).
 fn chronote_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("chronote");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("chronote");
     assert!(
         bin.exists(),
         "{} is missing: build the workspace first (`cargo build --workspace`, which `make test` does)",
@@ -53,10 +57,17 @@ async fn sigkill_mid_patch_then_restart_resumes_and_completes() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.trim().to_string();
-    assert!(token.starts_with("cht_") && stdout.lines().count() == 1, "{stdout:?}");
+    assert!(
+        token.starts_with("cht_") && stdout.lines().count() == 1,
+        "{stdout:?}"
+    );
 
     let (mut server, addr) = start(dir.path());
     let client = reqwest::Client::new();
@@ -76,7 +87,10 @@ async fn sigkill_mid_patch_then_restart_resumes_and_completes() {
         .bearer_auth(&token)
         .header("Tus-Resumable", "1.0.0")
         .header("Upload-Length", file.len().to_string())
-        .header("Upload-Metadata", segment_metadata("rec", "me", 0, &file, len48))
+        .header(
+            "Upload-Metadata",
+            segment_metadata("rec", "me", 0, &file, len48),
+        )
         .header("Content-Type", "application/offset+octet-stream")
         .body(file[..20_000].to_vec())
         .send()
@@ -84,7 +98,10 @@ async fn sigkill_mid_patch_then_restart_resumes_and_completes() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "upload-offset"), "20000");
-    let path = location(&r).split_once("/files/").map(|(_, id)| format!("/files/{id}")).unwrap();
+    let path = location(&r)
+        .split_once("/files/")
+        .map(|(_, id)| format!("/files/{id}"))
+        .unwrap();
 
     // A PATCH that has sent 40,000 more bytes when the server is killed.
     let mut c = TcpStream::connect(&addr).unwrap();
@@ -113,7 +130,10 @@ async fn sigkill_mid_patch_then_restart_resumes_and_completes() {
     let r = head(&client).await.unwrap();
     assert_eq!(r.status(), 200);
     let offset: usize = header(&r, "upload-offset").parse().unwrap();
-    assert!((20_000..=60_000).contains(&offset), "offset {offset} after restart");
+    assert!(
+        (20_000..=60_000).contains(&offset),
+        "offset {offset} after restart"
+    );
     let r = client
         .patch(format!("{base}{path}"))
         .bearer_auth(&token)
@@ -125,9 +145,15 @@ async fn sigkill_mid_patch_then_restart_resumes_and_completes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(header(&r, "chronote-segment"), format!("received; sha256={}", sha256_hex(&file)));
+    assert_eq!(
+        header(&r, "chronote-segment"),
+        format!("received; sha256={}", sha256_hex(&file))
+    );
     let id = path.rsplit('/').next().unwrap();
-    assert_eq!(std::fs::read(dir.path().join("uploads").join(format!("{id}.bin"))).unwrap(), file);
+    assert_eq!(
+        std::fs::read(dir.path().join("uploads").join(format!("{id}.bin"))).unwrap(),
+        file
+    );
     let r = head(&client).await.unwrap();
     assert!(header(&r, "chronote-segment").starts_with("received"));
     server.kill().unwrap();
