@@ -21,7 +21,10 @@ TEST_ARGS ?=
 APT_BUILD := build-essential pkg-config cmake libssl-dev curl ca-certificates
 APT_AUDIO := libasound2-dev libasound2-plugins alsa-utils
 APT_TEST  := espeak-ng sox opus-tools
-APT_PACKAGES := $(APT_BUILD) $(APT_AUDIO) $(APT_TEST)
+# Third-party tus peers for the interop tests (npm: tus-js-client, @tus/server; PyPI: tuspy); the
+# tests install those packages themselves into ~/.cache/chronote/peers.
+APT_PEERS := node=nodejs npm=npm python3=python3 pip3=python3-pip
+APT_PACKAGES := $(APT_BUILD) $(APT_AUDIO) $(APT_TEST) $(APT_PEERS)
 RUST_COMPONENTS := rustfmt clippy
 export RUST_COMPONENTS
 

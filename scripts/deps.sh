@@ -3,6 +3,10 @@
 #
 #   scripts/deps.sh PACKAGE...      (the Makefile passes APT_PACKAGES)
 #
+# An entry `COMMAND=PACKAGE` installs PACKAGE only when COMMAND is not on PATH: node and npm may
+# come from another source (e.g. NodeSource's nodejs, which bundles npm and conflicts with
+# Debian's npm package), and any working one will do.
+#
 # RUST_COMPONENTS (default "rustfmt clippy") names the rustup components to ensure.
 # Prints nothing when everything is present, so `make test` can call it on every run.
 set -euo pipefail
@@ -13,6 +17,10 @@ cd "$(dirname "$0")/.."
 if command -v dpkg-query >/dev/null 2>&1; then
     missing=()
     for pkg in "$@"; do
+        if [[ $pkg == *=* ]]; then
+            command -v "${pkg%%=*}" >/dev/null 2>&1 || missing+=("${pkg#*=}")
+            continue
+        fi
         # "install ok installed" (or "hold ok installed") is the only state that counts:
         # "deinstall ok config-files" means the package was removed.
         status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
