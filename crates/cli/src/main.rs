@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use chronote_recorder::{Recorder, RecorderConfig, TrackSpec};
+use chronote_recorder::{Recorder, RecorderConfig, RecorderEvent, TrackSpec};
 use chronote_spool::{Spool, SpoolConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -200,12 +200,23 @@ fn record(args: RecordArgs) -> Result<()> {
 
     let recorder = Recorder::start(Arc::clone(&spool), config, tracks)?;
     out.started(recorder.recording_id(), &spool);
+    // With --server, segments go up as they are sealed, on the uploader's own thread.
+    let mut upload =
+        upload_cmd::LiveUpload::start(&args.remote, &spool, recorder.recording_id(), args.json)?;
     let mut stop_requested = false;
     loop {
         match recorder.events().recv_timeout(Duration::from_millis(100)) {
-            Ok(event) => out.event(&event),
+            Ok(event) => {
+                out.event(&event);
+                if let (Some(up), RecorderEvent::SegmentSealed { .. }) = (&upload, &event) {
+                    up.handle().nudge();
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(up) = upload.as_mut() {
+            up.pump();
         }
         if interrupted.load(Ordering::SeqCst) && !stop_requested {
             stop_requested = true;
@@ -213,8 +224,28 @@ fn record(args: RecordArgs) -> Result<()> {
             recorder.request_stop();
         }
     }
+    let recording_id = recorder.recording_id().to_string();
     let summary = recorder.wait()?;
-    out.summary(&summary);
+    let counts = match upload.take() {
+        Some(up) => up.finish(&out, &spool)?,
+        None => upload_cmd::counts(&spool, &recording_id, false)?,
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&summary)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert("event".into(), "summary".into());
+        }
+        upload_cmd::extend_summary(&mut value, &counts);
+        println!("{value}");
+    } else {
+        out.summary(&summary);
+        if let Some(id) = &counts.server_recording_id {
+            println!(
+                "server recording {id}: {} segment(s) uploaded, {} pending",
+                counts.uploaded_segments, counts.pending_segments
+            );
+        }
+    }
     Ok(())
 }
 

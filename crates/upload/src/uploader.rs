@@ -195,7 +195,16 @@ impl Uploader {
     }
 
     /// Runs [`Uploader::run_until_stopped`] on a new thread.
-    pub fn spawn(mut self) -> Result<UploaderThread, UploadError> {
+    pub fn spawn(self) -> Result<UploaderThread, UploadError> {
+        self.spawn_mode(false)
+    }
+
+    /// Runs [`Uploader::drain`] on a new thread.
+    pub fn spawn_drain(self) -> Result<UploaderThread, UploadError> {
+        self.spawn_mode(true)
+    }
+
+    fn spawn_mode(mut self, drain: bool) -> Result<UploaderThread, UploadError> {
         let handle = self.handle();
         let progress = self.progress();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -207,7 +216,15 @@ impl Uploader {
             })?;
         let join = std::thread::Builder::new()
             .name("chronote-upload".to_string())
-            .spawn(move || runtime.block_on(self.run_until_stopped()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if drain {
+                        self.drain().await
+                    } else {
+                        self.run_until_stopped().await
+                    }
+                })
+            })
             .map_err(|source| UploadError::File {
                 path: "uploader thread".into(),
                 source,
@@ -242,11 +259,19 @@ impl Uploader {
             let finishing = *finish.borrow();
             let snap = self.snapshot(drain)?;
             let did_work = !snap.segments.is_empty() || !snap.ready_to_stop.is_empty();
-            self.work(snap, &mut abort).await?;
+            // Abort also cancels a request in flight: dropping the work future is safe because
+            // every spool write inside it is one synchronous transaction.
+            let mut inner_abort = abort.clone();
+            tokio::select! {
+                r = self.work(snap, &mut inner_abort) => r?,
+                _ = abort.wait_for(|a| *a) => return Err(UploadError::Aborted),
+            }
             let after = self.snapshot(drain)?;
             self.publish_pending(&after.segments);
             let idle = after.segments.is_empty() && after.ready_to_stop.is_empty();
-            if finishing && idle && !after.recording {
+            // Drain does not wait for recordings still capturing (a recorder sharing this
+            // spool); run_until_stopped does, since it was told they would end.
+            if finishing && idle && (drain || !after.recording) {
                 self.report.pending_segments = self.pending_in_scope(drain)?;
                 self.report.unfinished_recordings = after.unfinished;
                 return Ok(self.report.clone());
