@@ -138,6 +138,8 @@ pub async fn transfer(
             Some(404 | 410) if url.is_some() => {
                 journal.lost()?;
                 url = None;
+                // A new upload starts from nothing; its progress is measured afresh.
+                best = 0;
                 Some(backoff.next_delay())
             }
             Some(409) if url.is_some() => None,

@@ -18,8 +18,12 @@ use tokio::task::JoinHandle;
 pub struct FaultPlan {
     /// Chance that a connection gets a fault at all.
     pub probability: f64,
-    /// The fault strikes after a uniform 0..=max_bytes bytes in the chosen direction.
-    pub max_bytes: u64,
+    /// The fault strikes after a uniform 0..=max_bytes_up bytes client -> server, or
+    /// 0..=max_bytes_down bytes server -> client (responses are much smaller than requests).
+    /// A connection without a fault lives on (keep-alive), so use probability 1.0 to make
+    /// every connection die eventually.
+    pub max_bytes_up: u64,
+    pub max_bytes_down: u64,
     /// Of the faults: share that are resets, share that are stalls (the rest are clean cuts).
     pub reset_share: f64,
     pub stall_share: f64,
@@ -139,7 +143,12 @@ fn draw_fault(rng: &mut StdRng, plan: &FaultPlan) -> Option<Fault> {
         return None;
     }
     let upstream = rng.random_bool(0.5);
-    let after = rng.random_range(0..=plan.max_bytes);
+    let max = if upstream {
+        plan.max_bytes_up
+    } else {
+        plan.max_bytes_down
+    };
+    let after = rng.random_range(0..=max);
     let roll: f64 = rng.random();
     let action = if roll < plan.reset_share {
         Action::Reset
