@@ -8,6 +8,8 @@
 //! Errors say whether a retry can help ([`TranscribeError::is_retryable`]) and carry a provider's
 //! `Retry-After` so a scheduler can pause that provider instead of hammering it.
 
+pub mod openai;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
