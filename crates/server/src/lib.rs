@@ -27,6 +27,7 @@ mod error;
 mod locks;
 mod metadata;
 mod segment;
+mod sink;
 mod tus;
 
 use std::net::SocketAddr;
@@ -63,6 +64,10 @@ pub struct ServerConfig {
     /// Base URL for `Location` headers (e.g. behind a reverse proxy); by default
     /// `http://<Host header>`.
     pub public_url: Option<String>,
+    /// Off by default. On, `POST /v1/bench/sink` (bearer token required, like every endpoint)
+    /// stores a plain request body in the blob store with an upload's durability and deletes
+    /// it again: the plain-HTTP baseline of the goodput benchmark in crates/bench.
+    pub bench_sink: bool,
 }
 
 /// Default `--listen` address.
@@ -78,6 +83,7 @@ impl ServerConfig {
             expiration: Duration::from_secs(24 * 3600),
             body_idle_timeout: Duration::from_secs(60),
             public_url: None,
+            bench_sink: false,
         }
     }
 }
@@ -262,14 +268,17 @@ async fn limit_headers(
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .route(
             "/healthz",
             axum::routing::get(|| async { (StatusCode::OK, "ok") }),
         )
         .merge(api::routes())
-        .merge(tus::routes())
-        .fallback(|| async { error::ApiError::not_found() })
+        .merge(tus::routes());
+    if state.config.bench_sink {
+        app = app.merge(sink::routes());
+    }
+    app.fallback(|| async { error::ApiError::not_found() })
         .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
 }
