@@ -6,8 +6,25 @@
 //! however long the meeting runs. The final call at Stop has `is_final` set and gets the last,
 //! partial window.
 //!
+//! Two summarizers: [`ExtractiveSummarizer`], embedded and deterministic, the default so the
+//! system works with no API key; and [`OpenAiChatSummarizer`], OpenAI-compatible chat
+//! completions. Both hold their notes to [`NotesLimits`]. [`render_markdown`] formats notes
+//! for text output.
+//!
 //! Errors say whether a retry can help, like the transcription engines', so one scheduler can
 //! treat both kinds of provider alike.
+
+mod cues;
+mod extractive;
+mod limits;
+mod markdown;
+pub mod openai;
+pub mod text;
+
+pub use extractive::ExtractiveSummarizer;
+pub use limits::NotesLimits;
+pub use markdown::render_markdown;
+pub use openai::{OpenAiChatConfig, OpenAiChatSummarizer};
 
 use std::future::Future;
 use std::pin::Pin;
