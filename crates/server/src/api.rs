@@ -1,4 +1,5 @@
-//! The recordings API: create (idempotent on the client's id), stop, status.
+//! The recordings API: create (idempotent on the client's id), stop, status, transcript,
+//! notes; the owner's queue, and the server's metrics.
 //!
 //! Recordings are keyed by (owner, id): every owner has its own id space, so another owner's
 //! id is simply "not found" and a creation can never reveal that an id is taken elsewhere.
@@ -7,23 +8,27 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Owner;
-use crate::db::{RecordingRow, SegmentRow};
+use crate::db::{RecordingRow, SegmentProgress, SegmentRow};
 use crate::error::ApiError;
 use crate::metadata::{MAX_SEQUENCE, valid_name};
-use crate::{AppState, JSON, now_ms};
+use crate::{AppState, JSON, now_ms, progress, queue};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/recordings", post(create))
         .route("/v1/recordings/{id}", get(status))
         .route("/v1/recordings/{id}/stop", post(stop))
+        .route("/v1/recordings/{id}/transcript", get(transcript))
+        .route("/v1/recordings/{id}/notes", get(notes))
+        .route("/v1/queue", get(queue))
+        .route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +64,27 @@ struct RecordingStatus {
     started_at: String,
     ended_at: Option<String>,
     tracks: Vec<TrackStatus>,
+    processing: ProcessingStatus,
+}
+
+/// How far transcription and notes have got.
+#[derive(Debug, Serialize)]
+struct ProcessingStatus {
+    transcribed: u64,
+    /// Segments given up on (they are missing from the transcript).
+    failed: u64,
+    /// Segments waiting for transcription.
+    pending: u64,
+    /// End of received audio minus the contiguous transcript end.
+    lag_seconds: f64,
+    contiguous_end_ms: u64,
+    received_end_ms: u64,
+    /// Latest notes version (0: none yet), whether it is final, and its outcome.
+    notes_version: u64,
+    notes_final: bool,
+    outcome: Option<String>,
+    /// Time from the stop to the first final notes.
+    stop_to_notes_ms: Option<i64>,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -79,7 +105,11 @@ fn json_response(status: StatusCode, value: &impl Serialize) -> Result<Response,
 }
 
 /// Per-track status; `missing` = sequence numbers absent from 0..=max(final, highest received).
-fn build_status(rec: &RecordingRow, segments: &[SegmentRow]) -> RecordingStatus {
+fn build_status(
+    rec: &RecordingRow,
+    segments: &[SegmentRow],
+    processing: ProcessingStatus,
+) -> RecordingStatus {
     let mut names: Vec<String> = rec.tracks.clone();
     let extra: BTreeSet<&String> = segments
         .iter()
@@ -137,6 +167,7 @@ fn build_status(rec: &RecordingRow, segments: &[SegmentRow]) -> RecordingStatus 
         started_at: rec.started_at.clone(),
         ended_at: rec.ended_at.clone(),
         tracks,
+        processing,
     }
 }
 
@@ -146,8 +177,29 @@ async fn status_of(
     rec: RecordingRow,
 ) -> Result<RecordingStatus, ApiError> {
     let id = rec.id.clone();
-    let segments = state.db(move |db| db.segments(owner.0, &id)).await?;
-    Ok(build_status(&rec, &segments))
+    let r = rec.clone();
+    let (segments, processing) = state
+        .db(move |db| {
+            let segments = db.segments(owner.0, &id)?;
+            let p = progress::compute(&r, &db.progress(owner.0, &id, false)?);
+            let notes = db.latest_notes(owner.0, &id, false)?;
+            let stop = db.stop_of(owner.0, &id)?;
+            let processing = ProcessingStatus {
+                transcribed: p.transcribed,
+                failed: p.dead,
+                pending: p.pending,
+                lag_seconds: p.lag_ms() as f64 / 1000.0,
+                contiguous_end_ms: p.contiguous_end_ms,
+                received_end_ms: p.received_end_ms,
+                notes_version: notes.as_ref().map_or(0, |n| n.version),
+                notes_final: notes.as_ref().is_some_and(|n| n.is_final),
+                outcome: notes.and_then(|n| n.outcome),
+                stop_to_notes_ms: stop.and_then(|s| s.notes_latency_ms),
+            };
+            Ok((segments, processing))
+        })
+        .await?;
+    Ok(build_status(&rec, &segments, processing))
 }
 
 async fn create(
@@ -265,12 +317,179 @@ async fn stop(
             let finals = req.final_sequences.clone();
             let ended = req.ended_at.clone();
             state
-                .db(move |db| db.stop_recording(owner.0, &key, &finals, &ended))
+                .db(move |db| db.stop_recording(owner.0, &key, &finals, &ended, now_ms()))
                 .await?;
+            // Its finalization job is queued.
+            state.wake.notify_waiters();
             rec.final_sequences = Some(req.final_sequences);
             rec.ended_at = Some(req.ended_at);
         }
     }
     let status = status_of(&state, owner, rec).await?;
     json_response(StatusCode::OK, &status)
+}
+
+/// `?format=text` or `?format=json`; without it, `Accept: text/plain` picks text.
+fn wants_text(query: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+    let mut format = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == "format" {
+            format = Some(v.to_string());
+        }
+    }
+    match format.as_deref() {
+        Some("text") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format must be \"json\" or \"text\", not {other:?}"
+        ))),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| {
+                a.split(',')
+                    .any(|t| t.trim().to_ascii_lowercase().starts_with("text/plain"))
+            })),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct TranscriptBody {
+    recording_id: String,
+    segments_received: u64,
+    segments_transcribed: u64,
+    segments_failed: u64,
+    /// Every segment up to the final sequences is received and finished.
+    complete: bool,
+    utterances: Vec<chronote_assemble::Utterance>,
+}
+
+async fn transcript(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let text = wants_text(query.as_deref(), &headers)?;
+    let rec = load(&state, owner, id).await?;
+    let key = rec.id.clone();
+    let rows: Vec<SegmentProgress> = state.db(move |db| db.progress(owner.0, &key, true)).await?;
+    let p = progress::compute(&rec, &rows);
+    let utterances = progress::utterances(&rows);
+    if text {
+        return Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            chronote_assemble::render_text(&utterances),
+        )
+            .into_response());
+    }
+    json_response(
+        StatusCode::OK,
+        &TranscriptBody {
+            recording_id: rec.id,
+            segments_received: p.received,
+            segments_transcribed: p.transcribed,
+            segments_failed: p.dead,
+            complete: p.settled(),
+            utterances,
+        },
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct NotesBody {
+    recording_id: String,
+    /// 0 while there are no notes yet.
+    version: u64,
+    is_final: bool,
+    /// Final notes: `ready`, `empty`, `partial` or `failed`.
+    outcome: Option<String>,
+    /// The notes cover the transcript up to here (ms).
+    covers_until_ms: u64,
+    engine: Option<String>,
+    notes: Option<serde_json::Value>,
+}
+
+async fn notes(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let rec = load(&state, owner, id).await?;
+    let key = rec.id.clone();
+    let row = state
+        .db(move |db| db.latest_notes(owner.0, &key, false))
+        .await?;
+    let body = match row {
+        None => NotesBody {
+            recording_id: rec.id,
+            version: 0,
+            is_final: false,
+            outcome: None,
+            covers_until_ms: 0,
+            engine: None,
+            notes: None,
+        },
+        Some(n) => NotesBody {
+            recording_id: rec.id,
+            version: n.version,
+            is_final: n.is_final,
+            outcome: n.outcome,
+            covers_until_ms: n.summarized_until_ms,
+            engine: Some(n.engine),
+            notes: Some(serde_json::from_str(&n.notes).map_err(|e| {
+                crate::ServerError::Corrupt(format!("stored notes version {}: {e}", n.version))
+            })?),
+        },
+    };
+    json_response(StatusCode::OK, &body)
+}
+
+/// The caller's own queue: job counts and active meetings of this owner only.
+async fn queue(State(state): State<AppState>, owner: Owner) -> Result<Response, ApiError> {
+    let snapshot = state
+        .db(move |db| queue::snapshot(db, Some(owner.0), now_ms()))
+        .await?;
+    json_response(StatusCode::OK, &snapshot)
+}
+
+/// Prometheus text format. Needs the metrics token when one is configured (see
+/// `ServerConfig::metrics_token`).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        // Compare hashes so the comparison time says nothing about the token.
+        let ok = given.is_some_and(|g| crate::auth::hash(g) == crate::auth::hash(expected));
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "metrics need the metrics token (Authorization: Bearer <token>)",
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+    }
+    let snapshot = state
+        .db(move |db| queue::snapshot(db, None, now_ms()))
+        .await?;
+    let body = state.metrics.render(&queue::gauges(&snapshot));
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response())
 }

@@ -201,6 +201,12 @@ impl Blobs {
         }
     }
 
+    /// The whole blob (a segment for a transcription engine; segments are a few hundred kB).
+    pub fn read(&self, id: &str) -> Result<Vec<u8>, ServerError> {
+        let path = self.path(id);
+        fs::read(&path).map_err(|e| ServerError::io(&path, "read", e))
+    }
+
     /// Lowercase hex sha256 of the blob.
     pub fn sha256(&self, id: &str) -> Result<String, ServerError> {
         let path = self.path(id);

@@ -24,11 +24,18 @@ mod blobs;
 mod checksum;
 mod db;
 mod error;
+mod jobs;
+mod limits;
 mod locks;
 mod metadata;
+mod metrics;
+mod processing;
+mod progress;
+mod queue;
 mod segment;
 mod sink;
 mod tus;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,10 +46,12 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use error::ServerError;
+pub use limits::ProviderLimits;
+pub use processing::ProcessingConfig;
 
 use blobs::Blobs;
 use db::Db;
@@ -68,6 +77,12 @@ pub struct ServerConfig {
     /// stores a plain request body in the blob store with an upload's durability and deletes
     /// it again: the plain-HTTP baseline of the goodput benchmark in crates/bench.
     pub bench_sink: bool,
+    /// Transcription, rolling summaries and final notes: engines, workers, limits.
+    pub processing: ProcessingConfig,
+    /// Bearer token that `GET /metrics` requires (a Prometheus `authorization` credential);
+    /// owner tokens are not accepted there, since metrics cover every owner. `None` serves
+    /// `/metrics` without authentication, for a listener only a scraper can reach.
+    pub metrics_token: Option<String>,
 }
 
 /// Default `--listen` address.
@@ -84,6 +99,8 @@ impl ServerConfig {
             body_idle_timeout: Duration::from_secs(60),
             public_url: None,
             bench_sink: false,
+            processing: ProcessingConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -100,6 +117,9 @@ pub(crate) struct AppState {
     blobs: Blobs,
     locks: Arc<UploadLocks>,
     config: Arc<ServerConfig>,
+    metrics: Arc<metrics::Metrics>,
+    /// Wakes idle workers: a job was queued or a provider slot was freed.
+    wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -158,6 +178,8 @@ pub struct RunningServer {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServerError>>,
     sweeper: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    stop_workers: watch::Sender<bool>,
 }
 
 impl RunningServer {
@@ -170,6 +192,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServerError> {
         let _ = self.shutdown.send(());
         self.sweeper.abort();
+        stop_workers(self.stop_workers, self.workers).await;
         self.task
             .await
             .map_err(|e| ServerError::Worker(e.to_string()))?
@@ -181,7 +204,21 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError::Worker(e.to_string()))?;
         self.sweeper.abort();
+        stop_workers(self.stop_workers, self.workers).await;
         result
+    }
+}
+
+/// Asks workers to stop and aborts the ones still inside a job after a grace period: their
+/// leases are requeued by the next start of this node (or expire for another node).
+async fn stop_workers(stop: watch::Sender<bool>, workers: Vec<JoinHandle<()>>) {
+    let _ = stop.send(true);
+    let grace = tokio::time::Instant::now() + Duration::from_millis(200);
+    for mut w in workers {
+        if tokio::time::timeout_at(grace, &mut w).await.is_err() {
+            w.abort();
+            let _ = w.await;
+        }
     }
 }
 
@@ -200,8 +237,15 @@ pub async fn bind(config: ServerConfig) -> Result<RunningServer, ServerError> {
         blobs,
         locks: Arc::new(UploadLocks::default()),
         config: Arc::new(config.clone()),
+        metrics: Arc::new(metrics::Metrics::default()),
+        wake: Arc::new(Notify::new()),
     };
     segment::reconcile(&state).await?;
+    let node = config.processing.node.clone();
+    let reset = state.db(move |db| db.reset_node_leases(&node)).await?;
+    if reset > 0 {
+        tracing::info!(jobs = reset, node = %config.processing.node, "requeued jobs this node held before it stopped");
+    }
 
     let listener =
         TcpListener::bind(config.listen)
@@ -229,13 +273,17 @@ pub async fn bind(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 source,
             })
     });
-    let sweeper = tokio::spawn(segment::sweep_expired(state));
+    let sweeper = tokio::spawn(segment::sweep_expired(state.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = worker::start(state, stop_rx);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "chronote server listening");
     Ok(RunningServer {
         addr,
         shutdown: tx,
         task,
         sweeper,
+        workers,
+        stop_workers: stop_tx,
     })
 }
 

@@ -63,7 +63,17 @@ pub(crate) async fn finalize(state: &AppState, upload: UploadRow) -> Result<Uplo
             Ok(Ok(done))
         })
         .await?;
-    verdict.map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message))
+    let done =
+        verdict.map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message))?;
+    if done.segment.is_some() {
+        state.metrics.add("chronote_uploads_total", vec![], 1.0);
+        state
+            .metrics
+            .add("chronote_upload_bytes_total", vec![], done.offset as f64);
+        // Its transcription job was queued with the segment: wake a worker for it.
+        state.wake.notify_waiters();
+    }
+    Ok(done)
 }
 
 /// If the upload is incomplete but has all its bytes (a crash between the last append and the

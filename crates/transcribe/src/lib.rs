@@ -9,6 +9,7 @@
 //! `Retry-After` so a scheduler can pause that provider instead of hammering it.
 
 pub mod openai;
+pub mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
