@@ -19,8 +19,9 @@
 //!    - `position` is `1 + 0.25 / (1 + i)` for the `i`-th sentence of a speaker's turn: people
 //!      tend to state their point first and elaborate after.
 //!
-//!    Sentences of fewer than 4 words or fewer than 2 content words ("Yes, sure.") are never
-//!    picked. Ties go to the earlier sentence.
+//!    Sentences of fewer than 4 words or fewer than 2 content words ("Yes, sure."), and
+//!    questions, are never picked: a question is not a point made. Ties go to the earlier
+//!    sentence.
 //! 4. **Picks.** The window adds its best `summary_per_window` sentences to the summary, then
 //!    its next best `key_points_per_window` to the key points. Decisions and action items are
 //!    not picked (they have their own lists), and nothing appears twice in the notes.
@@ -33,7 +34,7 @@
 //! 6. **Bounds.** Everything passes through [`NotesLimits::bound`], so the notes, and with them
 //!    the next call's input, stay bounded however long the meeting runs.
 //!
-//! The summary is the picked sentences in time order; a sentence is prefixed with its speaker
+//! The summary and the key points are the picked sentences in time order; a sentence is prefixed with its speaker
 //! (`"Alice: ..."`) when the speaker differs from the previous summary sentence's.
 //!
 //! When the window has no usable speech and there is no `previous`, the notes are empty
@@ -43,6 +44,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::cues::{self, Cues};
 use crate::limits::{NotesLimits, keep_last};
+use crate::stopwords::is_stopword;
 use crate::text::{clip, item_key, sentences, speaker_label, split_attribution, words};
 use crate::{BoxFuture, Notes, SummarizeError, SummarizeRequest, Summarizer};
 
@@ -52,295 +54,6 @@ const MIN_WORDS: usize = 4;
 const MIN_CONTENT_WORDS: usize = 2;
 /// Beyond this many words a sentence's score shrinks in proportion.
 const LONG_SENTENCE_WORDS: usize = 30;
-
-/// Function words and meeting filler: frequent in every meeting, telling about none.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "actually",
-    "after",
-    "again",
-    "against",
-    "ago",
-    "all",
-    "almost",
-    "also",
-    "although",
-    "always",
-    "am",
-    "an",
-    "and",
-    "another",
-    "any",
-    "anybody",
-    "anyone",
-    "anything",
-    "anyway",
-    "are",
-    "aren't",
-    "around",
-    "as",
-    "ask",
-    "at",
-    "back",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "bit",
-    "both",
-    "but",
-    "by",
-    "can",
-    "can't",
-    "cannot",
-    "come",
-    "could",
-    "couldn't",
-    "did",
-    "didn't",
-    "do",
-    "does",
-    "doesn't",
-    "doing",
-    "don't",
-    "done",
-    "down",
-    "during",
-    "each",
-    "else",
-    "even",
-    "ever",
-    "every",
-    "everybody",
-    "everyone",
-    "everything",
-    "few",
-    "for",
-    "from",
-    "further",
-    "get",
-    "getting",
-    "give",
-    "go",
-    "goes",
-    "going",
-    "gonna",
-    "good",
-    "got",
-    "great",
-    "guess",
-    "had",
-    "hadn't",
-    "has",
-    "hasn't",
-    "have",
-    "haven't",
-    "having",
-    "he",
-    "he'd",
-    "he'll",
-    "he's",
-    "hello",
-    "her",
-    "here",
-    "here's",
-    "hers",
-    "herself",
-    "hey",
-    "hi",
-    "him",
-    "himself",
-    "his",
-    "how",
-    "how's",
-    "i",
-    "i'd",
-    "i'll",
-    "i'm",
-    "i've",
-    "if",
-    "in",
-    "into",
-    "is",
-    "isn't",
-    "it",
-    "it'll",
-    "it's",
-    "its",
-    "itself",
-    "just",
-    "keep",
-    "kind",
-    "know",
-    "let",
-    "let's",
-    "like",
-    "little",
-    "lot",
-    "make",
-    "many",
-    "maybe",
-    "me",
-    "mean",
-    "might",
-    "more",
-    "most",
-    "much",
-    "must",
-    "mustn't",
-    "my",
-    "myself",
-    "need",
-    "needs",
-    "never",
-    "new",
-    "nice",
-    "no",
-    "nor",
-    "not",
-    "nothing",
-    "now",
-    "of",
-    "off",
-    "oh",
-    "ok",
-    "okay",
-    "on",
-    "once",
-    "one",
-    "only",
-    "or",
-    "other",
-    "others",
-    "ought",
-    "our",
-    "ours",
-    "ourselves",
-    "out",
-    "over",
-    "own",
-    "pretty",
-    "probably",
-    "put",
-    "quite",
-    "rather",
-    "really",
-    "right",
-    "said",
-    "same",
-    "say",
-    "says",
-    "see",
-    "seem",
-    "seems",
-    "shall",
-    "shan't",
-    "she",
-    "she'd",
-    "she'll",
-    "she's",
-    "should",
-    "shouldn't",
-    "so",
-    "some",
-    "somebody",
-    "someone",
-    "something",
-    "sort",
-    "still",
-    "such",
-    "sure",
-    "take",
-    "talk",
-    "tell",
-    "than",
-    "thank",
-    "thanks",
-    "that",
-    "that's",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "themselves",
-    "then",
-    "there",
-    "there's",
-    "these",
-    "they",
-    "they'd",
-    "they'll",
-    "they're",
-    "they've",
-    "thing",
-    "things",
-    "think",
-    "this",
-    "those",
-    "though",
-    "through",
-    "to",
-    "too",
-    "under",
-    "until",
-    "up",
-    "us",
-    "use",
-    "very",
-    "want",
-    "was",
-    "wasn't",
-    "way",
-    "we",
-    "we'd",
-    "we'll",
-    "we're",
-    "we've",
-    "well",
-    "were",
-    "weren't",
-    "what",
-    "what's",
-    "when",
-    "when's",
-    "where",
-    "where's",
-    "whether",
-    "which",
-    "while",
-    "who",
-    "who's",
-    "whom",
-    "why",
-    "why's",
-    "will",
-    "with",
-    "won't",
-    "would",
-    "wouldn't",
-    "yeah",
-    "yes",
-    "yet",
-    "you",
-    "you'd",
-    "you'll",
-    "you're",
-    "you've",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-    "um",
-    "uh",
-    "hmm",
-    "mhm",
-    "ah",
-];
 
 /// The extractive summarizer. Stateless apart from its limits: everything it uses comes from
 /// the [`SummarizeRequest`].
@@ -374,7 +87,9 @@ impl Sentence {
     }
 
     fn usable(&self) -> bool {
-        self.words >= MIN_WORDS && self.content.len() >= MIN_CONTENT_WORDS
+        self.words >= MIN_WORDS
+            && self.content.len() >= MIN_CONTENT_WORDS
+            && !self.text.trim_end().ends_with('?')
     }
 
     fn score(&self, tf: &HashMap<String, usize>) -> f64 {
@@ -523,6 +238,7 @@ impl ExtractiveSummarizer {
         }
         prune(&mut summary, limits.summary_sentences, &notes_tf);
         prune(&mut points, limits.key_points, &notes_tf);
+        points.sort_by_key(|s| s.order);
 
         limits.bound(Notes {
             summary: render_summary(&summary),
@@ -549,7 +265,7 @@ impl Summarizer for ExtractiveSummarizer {
 fn content_words(text: &str) -> Vec<String> {
     words(text)
         .into_iter()
-        .filter(|w| w.chars().count() >= 3 && !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| w.chars().count() >= 3 && !is_stopword(w))
         .map(|w| {
             let w = w.strip_suffix("'s").map(str::to_string).unwrap_or(w);
             let plural =
@@ -621,4 +337,154 @@ fn render_summary(sentences: &[Sentence]) -> String {
         out.push_str(&s.text);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chronote_assemble::Utterance;
+
+    fn said(start_ms: u64, speaker: &str, text: &str) -> Utterance {
+        Utterance {
+            start_ms,
+            end_ms: start_ms + 1_000,
+            track: speaker.to_lowercase(),
+            speaker: speaker.into(),
+            text: text.into(),
+        }
+    }
+
+    fn window() -> Vec<Utterance> {
+        vec![
+            said(0, "Alice", "The budget needs review. Lunch was nice today."),
+            said(5_000, "Bob", "The budget review happens Monday."),
+        ]
+    }
+
+    #[test]
+    fn content_words_drop_stopwords_short_words_and_plurals() {
+        assert_eq!(
+            content_words("The budgets, the team's plan and the class is OK by me."),
+            ["budget", "team", "plan", "class"]
+        );
+    }
+
+    #[test]
+    fn scores_follow_the_documented_formula() {
+        // tf: budget 2, review 2, lunch 1, today 1, happen 1, monday 1 ("needs" and "nice"
+        // are stopwords).
+        let tf: HashMap<String, usize> = [
+            ("budget", 2),
+            ("review", 2),
+            ("lunch", 1),
+            ("today", 1),
+            ("happen", 1),
+            ("monday", 1),
+        ]
+        .into_iter()
+        .map(|(w, n)| (w.to_string(), n))
+        .collect();
+        let s0 = Sentence::new("The budget needs review.", None, 0, 0);
+        let s1 = Sentence::new("Lunch was nice today.", None, 1, 1);
+        let s2 = Sentence::new("The budget review happens Monday.", None, 2, 0);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(s0.score(&tf), 4.0 / 2f64.sqrt() * 1.25));
+        assert!(close(s1.score(&tf), 2.0 / 2f64.sqrt() * 1.125));
+        assert!(close(s2.score(&tf), 6.0 / 2.0 * 1.25));
+        let long = Sentence::new(&"budget review ".repeat(30), None, 3, 0);
+        assert_eq!(long.words, 60);
+        assert!(close(long.score(&tf), 4.0 / 2f64.sqrt() * 0.5 * 1.25));
+        assert!(!Sentence::new("Budget review now.", None, 0, 0).usable());
+        assert!(!Sentence::new("Is the budget review done?", None, 0, 0).usable());
+        assert!(!Sentence::new("Yes it is so.", None, 0, 0).usable());
+    }
+
+    #[test]
+    fn the_best_sentences_make_the_summary_then_the_key_points() {
+        let one_each = ExtractiveSummarizer::with_limits(NotesLimits {
+            summary_per_window: 1,
+            key_points_per_window: 1,
+            ..NotesLimits::default()
+        });
+        let request = SummarizeRequest {
+            previous: None,
+            window: window(),
+            is_final: false,
+        };
+        assert_eq!(
+            one_each.notes(&request),
+            Notes {
+                summary: "Bob: The budget review happens Monday.".into(),
+                key_points: vec!["The budget needs review.".into()],
+                decisions: vec![],
+                action_items: vec![],
+            }
+        );
+        let two = ExtractiveSummarizer::with_limits(NotesLimits {
+            summary_per_window: 2,
+            ..NotesLimits::default()
+        });
+        assert_eq!(
+            two.notes(&request),
+            Notes {
+                summary: "Alice: The budget needs review. Bob: The budget review happens Monday."
+                    .into(),
+                key_points: vec!["Lunch was nice today.".into()],
+                decisions: vec![],
+                action_items: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn summaries_read_back_with_their_speakers() {
+        let read = summary_sentences("Alice: One two three. Four five six. Bob: Seven eight.");
+        let got: Vec<(Option<&str>, &str)> = read
+            .iter()
+            .map(|s| (s.speaker.as_deref(), s.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("Alice"), "One two three."),
+                (Some("Alice"), "Four five six."),
+                (Some("Bob"), "Seven eight."),
+            ]
+        );
+        assert_eq!(
+            render_summary(&read),
+            "Alice: One two three. Four five six. Bob: Seven eight."
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_what_the_notes_share() {
+        let mut list = vec![
+            Sentence::new("Weather was lovely outside today.", None, 0, 0),
+            Sentence::new("The budget review slipped again.", None, 1, 0),
+            Sentence::new("Lunch options were discussed briefly.", None, 2, 0),
+            Sentence::new("Budget review owners were named.", None, 3, 0),
+        ];
+        let mut tf = HashMap::new();
+        for s in &list {
+            for w in &s.content {
+                *tf.entry(w.clone()).or_insert(0) += 1;
+            }
+        }
+        // Sentences 0 and 2 share nothing and tie; the older goes first.
+        prune(&mut list, 3, &tf);
+        let texts: Vec<&str> = list.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "The budget review slipped again.",
+                "Lunch options were discussed briefly.",
+                "Budget review owners were named.",
+            ]
+        );
+        prune(&mut list, 5, &tf);
+        assert_eq!(list.len(), 3);
+        prune(&mut list, 0, &tf);
+        assert!(list.is_empty());
+    }
 }

@@ -19,6 +19,7 @@ mod extractive;
 mod limits;
 mod markdown;
 pub mod openai;
+mod stopwords;
 pub mod text;
 
 pub use extractive::ExtractiveSummarizer;
