@@ -154,7 +154,9 @@ fn record_with_server_uploads_every_segment_while_recording() {
         .expect("recording id")
         .to_string();
     let segments = u(&s["segments"]);
-    assert!((20..=21).contains(&segments), "{segments} segments");
+    // Cuts land at the quietest frame of the last 2 s before each 30 s target, so 600 s make
+    // between ceil(600 / 30) = 20 and ceil(600 / 28) = 22 segments.
+    assert!((20..=22).contains(&segments), "{segments} segments");
     assert_eq!(s["server_recording_id"], Value::String(id.clone()));
     assert_eq!(u(&s["uploaded_segments"]), segments);
     assert_eq!(u(&s["pending_segments"]), 0);
