@@ -39,6 +39,8 @@
 //!
 //! When the window has no usable speech and there is no `previous`, the notes are empty
 //! ([`Notes::is_empty`]). A window with no sentences returns `previous` unchanged (bounded).
+//! A final call (`is_final`) is treated like a rolling one: the last window merges in the same
+//! way, so the final notes are the rolling notes plus whatever the last window adds.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -240,6 +242,14 @@ impl ExtractiveSummarizer {
         prune(&mut points, limits.key_points, &notes_tf);
         points.sort_by_key(|s| s.order);
 
+        tracing::debug!(
+            sentences = window.len(),
+            summary = summary.len(),
+            key_points = points.len(),
+            decisions = decisions.len(),
+            action_items = action_items.len(),
+            "extractive notes"
+        );
         limits.bound(Notes {
             summary: render_summary(&summary),
             key_points: points.into_iter().map(|s| s.text).collect(),

@@ -56,6 +56,10 @@ pub struct OpenAiChatConfig {
     /// tokens): a 10-minute window of speech is about 10,000 characters, so only an unusual
     /// window is cut.
     pub max_window_chars: usize,
+    /// Sampling temperature sent with the request. Default `Some(0.0)`: notes should not vary
+    /// from run to run. `None` leaves it out, for models that only accept their default
+    /// (OpenAI's reasoning models answer 400 to any other value).
+    pub temperature: Option<f64>,
     /// Bounds applied to the previous notes in the prompt and to the answer.
     pub limits: NotesLimits,
 }
@@ -68,6 +72,7 @@ impl Default for OpenAiChatConfig {
             model: "gpt-4o-mini".into(),
             timeout: Duration::from_secs(120),
             max_window_chars: 48_000,
+            temperature: Some(0.0),
             limits: NotesLimits::default(),
         }
     }
@@ -82,6 +87,7 @@ impl std::fmt::Debug for OpenAiChatConfig {
             .field("model", &self.model)
             .field("timeout", &self.timeout)
             .field("max_window_chars", &self.max_window_chars)
+            .field("temperature", &self.temperature)
             .field("limits", &self.limits)
             .finish()
     }
@@ -140,9 +146,8 @@ impl OpenAiChatSummarizer {
             .previous
             .clone()
             .map(|p| self.config.limits.bound(p));
-        json!({
+        let mut body = json!({
             "model": self.config.model,
-            "temperature": 0,
             "response_format": {"type": "json_object"},
             "messages": [
                 {"role": "system", "content": system_prompt(&self.config.limits)},
@@ -153,7 +158,11 @@ impl OpenAiChatSummarizer {
                     self.config.max_window_chars,
                 )},
             ],
-        })
+        });
+        if let (Some(t), Some(object)) = (self.config.temperature, body.as_object_mut()) {
+            object.insert("temperature".into(), json!(t));
+        }
+        body
     }
 
     async fn run(&self, request: SummarizeRequest) -> Result<Notes, SummarizeError> {

@@ -219,7 +219,7 @@ async fn sends_a_chat_request_and_parses_the_notes() {
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
     assert_eq!(r.body["model"], "test-model");
     assert_eq!(r.body["response_format"], json!({"type": "json_object"}));
-    assert_eq!(r.body["temperature"], 0);
+    assert_eq!(r.body["temperature"], 0.0);
     let messages = r.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["role"], "system");
@@ -257,6 +257,7 @@ async fn the_first_and_the_final_call_say_so_and_no_key_is_sent_when_none_is_set
         api_key: None,
         model: "llama-3.2-3b".into(),
         timeout: Duration::from_secs(5),
+        temperature: None,
         ..OpenAiChatConfig::default()
     })
     .unwrap();
@@ -279,6 +280,7 @@ async fn the_first_and_the_final_call_say_so_and_no_key_is_sent_when_none_is_set
     let seen = s.log.lock().unwrap().clone();
     assert_eq!(seen[0].authorization, None);
     assert_eq!(seen[0].body["model"], "llama-3.2-3b");
+    assert_eq!(seen[0].body.get("temperature"), None);
     let user = seen[0].body["messages"][1]["content"].as_str().unwrap();
     assert!(user.contains("Notes so far: none"), "{user}");
     assert!(user.contains("The meeting has ended"), "{user}");
