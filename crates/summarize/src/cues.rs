@@ -198,11 +198,11 @@ fn is_action(tokens: &[String]) -> bool {
     if ACTION_PHRASES.iter().any(|p| contains_phrase(tokens, p)) {
         return true;
     }
+    // "Please <verb> <something>": "Yes, please do." is assent, not a request.
     let please = tokens.iter().enumerate().any(|(i, t)| {
         t == "please"
-            && tokens
-                .get(i + 1)
-                .is_some_and(|next| !PLEASE_EXCEPTIONS.contains(&next.as_str()))
+            && tokens.len() >= i + 3
+            && !PLEASE_EXCEPTIONS.contains(&tokens[i + 1].as_str())
     });
     please || will_by_deadline(tokens) || first_person_commitment(tokens)
 }
@@ -225,9 +225,20 @@ fn will_by_deadline(tokens: &[String]) -> bool {
         if next.is_some_and(|n| n == "the") {
             next = after.get(j + 2);
         }
-        next.is_some_and(|n| {
-            DEADLINE_WORDS.contains(&n.as_str()) || n.starts_with(|c: char| c.is_ascii_digit())
-        })
+        let Some(n) = next else {
+            return false;
+        };
+        if DEADLINE_WORDS.contains(&n.as_str()) {
+            return true;
+        }
+        // A number is a deadline only as a date or a time ("the 3rd", "5pm", "10 am"), not as
+        // an amount ("grow by 5 percent").
+        let follows = after.iter().skip_while(|t| *t != n).nth(1);
+        n.starts_with(|c: char| c.is_ascii_digit())
+            && (["st", "nd", "rd", "th", "am", "pm"]
+                .iter()
+                .any(|suffix| n.ends_with(suffix))
+                || follows.is_some_and(|f| ["am", "pm", "o'clock"].contains(&f.as_str())))
     })
 }
 
@@ -354,6 +365,8 @@ mod tests {
                 "I'll ship it before the 3rd.",
                 "I'll ship it before the 3rd",
             ),
+            ("Ann will call them by 5pm.", "Ann will call them by 5pm"),
+            ("Ann will ping Raj by 10 am.", "Ann will ping Raj by 10 am"),
             ("Please send me the slides.", "Please send me the slides"),
             (
                 "Dave, please update the roadmap.",
@@ -387,6 +400,8 @@ mod tests {
             "I'll think about it.",
             "We have a long todo list.",
             "Will finish by Friday.",
+            "Yes, please do.",
+            "Sales will grow by 5 percent.",
         ] {
             assert_eq!(action(s), None, "{s}");
         }

@@ -34,8 +34,9 @@
 //! 6. **Bounds.** Everything passes through [`NotesLimits::bound`], so the notes, and with them
 //!    the next call's input, stay bounded however long the meeting runs.
 //!
-//! The summary and the key points are the picked sentences in time order; a sentence is prefixed with its speaker
-//! (`"Alice: ..."`) when the speaker differs from the previous summary sentence's.
+//! The summary and the key points are the picked sentences in time order. A summary sentence
+//! is prefixed with its speaker (`"Alice: ..."`) when the speaker differs from the previous
+//! summary sentence's.
 //!
 //! When the window has no usable speech and there is no `previous`, the notes are empty
 //! ([`Notes::is_empty`]). A window with no sentences returns `previous` unchanged (bounded).

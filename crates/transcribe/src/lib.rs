@@ -5,10 +5,16 @@
 //! of that segment. Shifting timings onto the recording's timeline is the caller's job, because
 //! only the caller knows where the segment starts.
 //!
+//! Engines: [`openai::OpenAiTranscriber`] (any OpenAI-compatible HTTP server) and
+//! [`whisper::WhisperTranscriber`] (whisper.cpp in-process, model from [`model`]).
+//!
 //! Errors say whether a retry can help ([`TranscribeError::is_retryable`]) and carry a provider's
 //! `Retry-After` so a scheduler can pause that provider instead of hammering it.
 
+pub mod model;
 pub mod openai;
+pub mod opus_pcm;
+pub mod whisper;
 pub mod testing;
 
 use std::future::Future;

@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::{BoxFuture, TimedText, TranscribeError, TranscribeRequest, Transcriber, Transcript};
 
 /// A [`Transcriber`] that takes `latency` per call and returns one span covering the segment,
-/// with the text `segment of <length_48k> samples, <bytes> bytes, <ms> ms`.
+/// with the text `segment <fingerprint>: <length_48k> samples, <bytes> bytes` (see
+/// [`FixedLatency::text_for`]). The fingerprint makes consecutive different segments say
+/// different things, as speech would, so transcript assembly does not take one for an echo of
+/// the other.
 #[derive(Debug, Clone)]
 pub struct FixedLatency {
     latency: Duration,
@@ -21,11 +24,17 @@ impl FixedLatency {
         FixedLatency { latency }
     }
 
-    /// The text this engine answers for a segment of `length_48k` samples and `bytes` bytes.
-    pub fn text_for(length_48k: u64, bytes: usize) -> String {
+    /// The text this engine answers for `audio` of `length_48k` samples; the fingerprint is
+    /// the 32-bit FNV-1a hash of the audio bytes in hex.
+    pub fn text_for(length_48k: u64, audio: &[u8]) -> String {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in audio {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
         format!(
-            "segment of {length_48k} samples, {bytes} bytes, {} ms",
-            length_48k / 48
+            "segment {h:08x}: {length_48k} samples, {} bytes",
+            audio.len()
         )
     }
 }
@@ -48,7 +57,7 @@ impl Transcriber for FixedLatency {
                 spans: vec![TimedText {
                     start_ms: 0,
                     end_ms,
-                    text: Self::text_for(request.length_48k, request.audio.len()),
+                    text: Self::text_for(request.length_48k, &request.audio),
                 }],
                 language: request.language,
             })
@@ -79,7 +88,8 @@ mod tests {
             vec![TimedText {
                 start_ms: 0,
                 end_ms: 2000,
-                text: "segment of 96000 samples, 10 bytes, 2000 ms".into(),
+                // FNV-1a of "0123456789" is 0xf9808ff2.
+                text: "segment f9808ff2: 96000 samples, 10 bytes".into(),
             }]
         );
         assert_eq!(first.language.as_deref(), Some("en"));

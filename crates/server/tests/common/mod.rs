@@ -243,3 +243,143 @@ pub fn raw_status(response: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// Upload-Metadata for a Chronote segment starting at `start_48k` on its track.
+pub fn segment_metadata_at(
+    recording: &str,
+    track: &str,
+    seq: u64,
+    start_48k: u64,
+    file: &[u8],
+    length_48k: u64,
+) -> String {
+    format!(
+        "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+        b64(recording.as_bytes()),
+        b64(track.as_bytes()),
+        b64(seq.to_string().as_bytes()),
+        b64(start_48k.to_string().as_bytes()),
+        b64(length_48k.to_string().as_bytes()),
+        b64(sha256_hex(file).as_bytes()),
+        b64(b"opus")
+    )
+}
+
+/// Creates recording `id` as the owner of `token` with `tracks`, against `base`.
+pub async fn create_recording(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    tracks: &[&str],
+) {
+    let r = client
+        .post(format!("{base}/v1/recordings"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "id": id, "title": "Processing", "source": "desktop", "tracks": tracks,
+            "started_at": "2026-01-02T03:04:05Z"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+}
+
+/// Uploads a whole segment in its creation request (creation-with-upload) and checks that
+/// the server recorded it as received.
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_segment(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    recording: &str,
+    track: &str,
+    seq: u64,
+    start_48k: u64,
+    file: &[u8],
+    length_48k: u64,
+) {
+    let r = client
+        .post(format!("{base}/files"))
+        .bearer_auth(token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", file.len().to_string())
+        .header(
+            "Upload-Metadata",
+            segment_metadata_at(recording, track, seq, start_48k, file, length_48k),
+        )
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(file.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(header(&r, "upload-offset"), file.len().to_string());
+}
+
+/// Stops recording `id` with `final_sequences` (a JSON object of track -> sequence or null).
+pub async fn stop_recording(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    finals: serde_json::Value,
+) {
+    let r = client
+        .post(format!("{base}/v1/recordings/{id}/stop"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"final_sequences": finals, "ended_at": "2026-01-02T04:04:05Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+/// GET `path` as the owner of `token`; (status, JSON body).
+pub async fn get_json(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// Polls `check` every 20 ms until it returns Some, or panics after `limit` naming `what`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Rows of `table` in the server database of `data` whose recording is `recording`.
+pub fn count_rows(data: &Path, table: &str, recording: &str) -> i64 {
+    let conn = rusqlite::Connection::open(data.join("server.db")).unwrap();
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table} WHERE recording_id = ?1"),
+        [recording],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
