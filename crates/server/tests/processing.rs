@@ -11,9 +11,7 @@ use std::time::Duration;
 use chronote_server::ServerConfig;
 use chronote_summarize::ExtractiveSummarizer;
 use chronote_transcribe::testing::FixedLatency;
-use chronote_transcribe::{
-    BoxFuture, TranscribeError, TranscribeRequest, Transcriber, Transcript,
-};
+use chronote_transcribe::{BoxFuture, TranscribeError, TranscribeRequest, Transcriber, Transcript};
 use common::*;
 use serde_json::{Value, json};
 
@@ -38,17 +36,54 @@ async fn two_tracks_interleaved_come_out_in_time_order_with_labels_and_final_not
     let (others1, len1) = segment("meet", "others", 1, 50);
     assert_eq!((len2, len1), (96_000, 48_000));
     // Out of order on purpose: the transcript is ordered by time, not by arrival.
-    upload_segment(&client, &base, &srv.token_a, "meet", "others", 1, 6 * 48_000, &others1, len1).await;
-    upload_segment(&client, &base, &srv.token_a, "meet", "me", 1, 4 * 48_000, &me1, len2).await;
-    upload_segment(&client, &base, &srv.token_a, "meet", "others", 0, 2 * 48_000, &others0, len2).await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "meet",
+        "others",
+        1,
+        6 * 48_000,
+        &others1,
+        len1,
+    )
+    .await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "meet",
+        "me",
+        1,
+        4 * 48_000,
+        &me1,
+        len2,
+    )
+    .await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "meet",
+        "others",
+        0,
+        2 * 48_000,
+        &others0,
+        len2,
+    )
+    .await;
     upload_segment(&client, &base, &srv.token_a, "meet", "me", 0, 0, &me0, len2).await;
 
     let path = "/v1/recordings/meet/transcript";
-    let body = eventually(Duration::from_secs(20), "4 transcribed segments", || async {
-        let (status, body) = get_json(&client, &base, &srv.token_a, path).await;
-        assert_eq!(status, 200);
-        (body["segments_transcribed"] == 4).then_some(body)
-    })
+    let body = eventually(
+        Duration::from_secs(20),
+        "4 transcribed segments",
+        || async {
+            let (status, body) = get_json(&client, &base, &srv.token_a, path).await;
+            assert_eq!(status, 200);
+            (body["segments_transcribed"] == 4).then_some(body)
+        },
+    )
     .await;
     let [a, b, c, d] = [
         FixedLatency::text_for(96_000, &me0),
@@ -72,7 +107,9 @@ async fn two_tracks_interleaved_come_out_in_time_order_with_labels_and_final_not
     );
     for req in [
         client.get(format!("{base}{path}?format=text")),
-        client.get(format!("{base}{path}")).header("Accept", "text/plain"),
+        client
+            .get(format!("{base}{path}"))
+            .header("Accept", "text/plain"),
     ] {
         let r = req.bearer_auth(&srv.token_a).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -97,9 +134,19 @@ async fn two_tracks_interleaved_come_out_in_time_order_with_labels_and_final_not
     assert_eq!(queue_b["meetings"], json!([]));
 
     let (_, notes) = get_json(&client, &base, &srv.token_a, "/v1/recordings/meet/notes").await;
-    assert_eq!((notes["version"].clone(), notes["notes"].clone()), (json!(0), Value::Null));
+    assert_eq!(
+        (notes["version"].clone(), notes["notes"].clone()),
+        (json!(0), Value::Null)
+    );
 
-    stop_recording(&client, &base, &srv.token_a, "meet", json!({"me": 1, "others": 1})).await;
+    stop_recording(
+        &client,
+        &base,
+        &srv.token_a,
+        "meet",
+        json!({"me": 1, "others": 1}),
+    )
+    .await;
     let notes = eventually(Duration::from_secs(20), "final notes", || async {
         let (_, n) = get_json(&client, &base, &srv.token_a, "/v1/recordings/meet/notes").await;
         (n["is_final"] == true).then_some(n)
@@ -138,7 +185,18 @@ async fn empty_and_partial_outcomes_say_so() {
     // Silence only: empty.
     create_recording(&client, &base, &srv.token_a, "quiet", &["me"]).await;
     let (file, len) = segment("quiet", "me", 0, 50);
-    upload_segment(&client, &base, &srv.token_a, "quiet", "me", 0, 0, &file, len).await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "quiet",
+        "me",
+        0,
+        0,
+        &file,
+        len,
+    )
+    .await;
     stop_recording(&client, &base, &srv.token_a, "quiet", json!({"me": 0})).await;
     let notes = eventually(Duration::from_secs(20), "empty notes", || async {
         let (_, n) = get_json(&client, &base, &srv.token_a, "/v1/recordings/quiet/notes").await;
@@ -153,8 +211,30 @@ async fn empty_and_partial_outcomes_say_so() {
 
     // Segment 1 of 0..=2 never arrives: after the deadline, partial notes that say so.
     create_recording(&client, &base, &srv.token_a, "gappy", &["me"]).await;
-    upload_segment(&client, &base, &srv.token_a, "gappy", "me", 0, 0, &file, len).await;
-    upload_segment(&client, &base, &srv.token_a, "gappy", "me", 2, 2 * len, &file, len).await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "gappy",
+        "me",
+        0,
+        0,
+        &file,
+        len,
+    )
+    .await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "gappy",
+        "me",
+        2,
+        2 * len,
+        &file,
+        len,
+    )
+    .await;
     stop_recording(&client, &base, &srv.token_a, "gappy", json!({"me": 2})).await;
     let notes = eventually(Duration::from_secs(20), "partial notes", || async {
         let (_, n) = get_json(&client, &base, &srv.token_a, "/v1/recordings/gappy/notes").await;
@@ -171,7 +251,18 @@ async fn empty_and_partial_outcomes_say_so() {
     );
     assert_eq!(notes["version"], 1);
     // The late segment arrives: the notes get a new version.
-    upload_segment(&client, &base, &srv.token_a, "gappy", "me", 1, len, &file, len).await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "gappy",
+        "me",
+        1,
+        len,
+        &file,
+        len,
+    )
+    .await;
     let notes = eventually(Duration::from_secs(20), "updated notes", || async {
         let (_, n) = get_json(&client, &base, &srv.token_a, "/v1/recordings/gappy/notes").await;
         (n["version"] == 2).then_some(n)
@@ -246,7 +337,18 @@ async fn a_new_meeting_is_not_starved_by_a_500_segment_backlog() {
     let (b_file, b_len) = segment("b-meeting", "me", 0, 5);
     assert_ne!(a_len, b_len);
     for seq in 0..500u64 {
-        upload_segment(&client, &base, &srv.token_a, "a-meeting", "me", seq, seq * a_len, &a_file, a_len).await;
+        upload_segment(
+            &client,
+            &base,
+            &srv.token_a,
+            "a-meeting",
+            "me",
+            seq,
+            seq * a_len,
+            &a_file,
+            a_len,
+        )
+        .await;
     }
     eventually(Duration::from_secs(10), "all workers busy on A", || async {
         (engine.calls.lock().unwrap().len() == WORKERS).then_some(())
@@ -261,7 +363,18 @@ async fn a_new_meeting_is_not_starved_by_a_500_segment_backlog() {
         .unwrap()["count"]
         .clone();
     assert_eq!(queued, 500 - WORKERS as u64);
-    upload_segment(&client, &base, &srv.token_a, "b-meeting", "me", 0, 0, &b_file, b_len).await;
+    upload_segment(
+        &client,
+        &base,
+        &srv.token_a,
+        "b-meeting",
+        "me",
+        0,
+        0,
+        &b_file,
+        b_len,
+    )
+    .await;
     engine.open.store(true, Ordering::SeqCst);
     eventually(Duration::from_secs(20), "B transcribed", || async {
         let (_, s) = get_json(&client, &base, &srv.token_a, "/v1/recordings/b-meeting").await;
@@ -296,7 +409,18 @@ async fn meeting_end_latency_does_not_grow_with_meeting_length() {
         create_recording(&client, &base, &srv.token_a, id, &["me"]).await;
         for seq in 0..segments - 1 {
             let file = &files[(seq % 4) as usize].0;
-            upload_segment(&client, &base, &srv.token_a, id, "me", seq, seq * len, file, len).await;
+            upload_segment(
+                &client,
+                &base,
+                &srv.token_a,
+                id,
+                "me",
+                seq,
+                seq * len,
+                file,
+                len,
+            )
+            .await;
         }
         let status_path = format!("/v1/recordings/{id}");
         // "Recording": everything so far is transcribed and summarized before the stop.
@@ -310,7 +434,18 @@ async fn meeting_end_latency_does_not_grow_with_meeting_length() {
         .await;
         let last = segments - 1;
         let file = &files[(last % 4) as usize].0;
-        upload_segment(&client, &base, &srv.token_a, id, "me", last, last * len, file, len).await;
+        upload_segment(
+            &client,
+            &base,
+            &srv.token_a,
+            id,
+            "me",
+            last,
+            last * len,
+            file,
+            len,
+        )
+        .await;
         stop_recording(&client, &base, &srv.token_a, id, json!({ "me": last })).await;
         let notes_path = format!("/v1/recordings/{id}/notes");
         let notes = eventually(Duration::from_secs(60), "final notes", || async {
@@ -323,9 +458,15 @@ async fn meeting_end_latency_does_not_grow_with_meeting_length() {
         let (_, s) = get_json(&client, &base, &srv.token_a, &status_path).await;
         let ms = s["processing"]["stop_to_notes_ms"].as_i64().unwrap();
         latencies.push(ms);
-        assert_eq!(count_rows(srv.dir.path(), "transcripts", id), segments as i64);
+        assert_eq!(
+            count_rows(srv.dir.path(), "transcripts", id),
+            segments as i64
+        );
         // Every model call's input is bounded: rolling windows of 10 minutes, then the rest.
-        assert_eq!(count_rows(srv.dir.path(), "notes", id), expected_windows as i64 + 1);
+        assert_eq!(
+            count_rows(srv.dir.path(), "notes", id),
+            expected_windows as i64 + 1
+        );
     }
     let (short, long) = (latencies[0], latencies[1]);
     eprintln!("stop-to-notes: 3 min meeting {short} ms, 3 h meeting {long} ms");
@@ -383,7 +524,10 @@ async fn metrics_are_valid_prometheus_text_and_need_the_metrics_token() {
         "chronote_active_meetings 1",
         "chronote_oldest_queued_job_age_seconds 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
     let promtool = std::path::Path::new("/usr/bin/promtool");
     assert!(
@@ -398,7 +542,12 @@ async fn metrics_are_valid_prometheus_text_and_need_the_metrics_token() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

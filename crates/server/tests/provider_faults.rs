@@ -155,7 +155,10 @@ async fn rate_limit_pauses_then_transient_faults_retry_to_exactly_one_transcript
         let s = script.lock().unwrap();
         assert_eq!(s.seen.len(), 5);
         let paused = s.seen[1].0 - s.seen[0].0;
-        assert!(paused >= Duration::from_millis(950), "Retry-After: 1 honoured: {paused:?}");
+        assert!(
+            paused >= Duration::from_millis(950),
+            "Retry-After: 1 honoured: {paused:?}"
+        );
     }
     let text = metrics_text(&client, &base).await;
     for line in [
@@ -182,7 +185,10 @@ async fn rate_limit_pauses_then_transient_faults_retry_to_exactly_one_transcript
             &body[..body.len().min(2000)]
         );
         let first = String::from_utf8_lossy(&s.seen[4].1).into_owned();
-        assert!(!first.contains("name=\"prompt\""), "segment 0 has no previous words");
+        assert!(
+            !first.contains("name=\"prompt\""),
+            "segment 0 has no previous words"
+        );
     }
     let r = client
         .get(format!("{base}/v1/recordings/f/transcript?format=text"))
@@ -247,7 +253,10 @@ async fn a_provider_that_always_fails_makes_the_segment_dead_and_the_notes_parti
         &text,
         "chronote_provider_errors_total{provider=\"transcribe\",class=\"transient\"} 3"
     ));
-    assert!(has_line(&text, "chronote_jobs{kind=\"transcribe\",state=\"dead\"} 1"));
+    assert!(has_line(
+        &text,
+        "chronote_jobs{kind=\"transcribe\",state=\"dead\"} 1"
+    ));
     assert_eq!(script.lock().unwrap().seen.len(), 4);
 }
 

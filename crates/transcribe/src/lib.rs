@@ -14,8 +14,8 @@
 pub mod model;
 pub mod openai;
 pub mod opus_pcm;
-pub mod whisper;
 pub mod testing;
+pub mod whisper;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -39,7 +39,10 @@ async fn espeak_speech_gives_the_key_words_with_timings_inside_the_segment() {
         last_end = span.end_ms;
     }
     // The speech fills the segment, so the last span ends in its final second.
-    assert!(last_end + 1500 >= audio_ms, "last span ends at {last_end} of {audio_ms} ms");
+    assert!(
+        last_end + 1500 >= audio_ms,
+        "last span ends at {last_end} of {audio_ms} ms"
+    );
 
     // A prompt and no language hint change nothing about the words.
     let mut with_prompt = request(&seg);
@@ -79,7 +82,9 @@ async fn silence_gives_no_key_words_and_empty_audio_no_spans() {
     let t = engine.transcribe(request(&silence)).await.unwrap();
     let words = common::words(&t.text());
     assert!(
-        !words.iter().any(|w| common::KEY_WORDS.contains(&w.as_str())),
+        !words
+            .iter()
+            .any(|w| common::KEY_WORDS.contains(&w.as_str())),
         "{words:?}"
     );
     let empty = engine.transcribe_pcm(&[], None, None).unwrap();

@@ -106,5 +106,8 @@ pub fn assert_key_words(text: &str) {
         .iter()
         .filter(|k| !got.iter().any(|w| w == **k))
         .collect();
-    assert!(missing.is_empty(), "missing {missing:?} in transcript {text:?}");
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?} in transcript {text:?}"
+    );
 }
