@@ -123,9 +123,10 @@ fn positive(name: &str, value: &str) -> Result<u64, ServerError> {
 
 fn rate(name: &str, value: &str) -> Result<f64, ServerError> {
     let v: f64 = parse(name, value, "a positive number")?;
-    if !(v > 0.0) {
+    // NaN and infinity parse as f64 but would poison the token buckets.
+    if !v.is_finite() || v <= 0.0 {
         return Err(ServerError::Invalid(format!(
-            "{name}={value:?}: expected a positive number"
+            "{name}={value:?}: expected a positive, finite number"
         )));
     }
     Ok(v)
