@@ -8,7 +8,12 @@
 //!   (resampled to 16 kHz by sox and decoded into memory beforehand), runs interleaved;
 //! - **memory**: ten hours through the file source in a child process, VmRSS sampled as the
 //!   timeline advances, peak against the reading at 10 minutes;
-//! - **bytes**: sealed segment bytes per track-hour at the default bitrate.
+//! - **bytes**: sealed segment bytes per track-hour at the default bitrate;
+//! - **goodput**: 1 GiB through our tus client to an in-process `chronote-server`, against a
+//!   plain HTTP POST of the same bytes to the same server (`/v1/bench/sink`), runs interleaved;
+//! - **ingest**: 1,000 simulated recorders each uploading a 30 s segment per round over plain
+//!   tus, against `chronote-server` and `@tus/server` 2 (Node), each in a child process, rounds
+//!   interleaved: segments per second, p99 latency, server RSS.
 //!
 //! ```text
 //! cargo run --release -p chronote-bench -- --write docs/BENCHMARKS.md
@@ -17,9 +22,12 @@
 //!
 //! Generated speech is cached under `$HOME/.cache/chronote/bench-inputs`.
 
+pub mod goodput;
+pub mod ingest;
 pub mod inputs;
 pub mod machine;
 pub mod memory;
+pub mod peers;
 pub mod pipeline;
 pub mod procfs;
 pub mod report;
@@ -29,6 +37,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::goodput::GoodputResult;
+use crate::ingest::{IngestPlan, IngestResult};
 use crate::inputs::InputCache;
 use crate::machine::Machine;
 use crate::memory::{Marks, MemoryResult};
@@ -47,11 +57,18 @@ pub struct Plan {
     pub pipeline: bool,
     pub memory: bool,
     pub bytes: bool,
+    pub goodput: bool,
+    pub ingest: bool,
     /// Interleaved pipeline/raw pairs.
     pub runs: usize,
     pub pipeline_secs: u32,
     pub memory_secs: u32,
     pub marks: Marks,
+    /// Size of the goodput upload.
+    pub goodput_bytes: u64,
+    /// Interleaved tus/plain pairs.
+    pub goodput_runs: usize,
+    pub ingest_plan: IngestPlan,
     /// Measure memory in a re-executed child (the binary) or in this process (tests).
     pub memory_in_child: bool,
     /// Printed in the report so a scaled-down run is never mistaken for the real one.
@@ -66,12 +83,15 @@ pub enum Scale {
 }
 
 impl Plan {
-    /// The figures the issue asks for: 1 h pipeline x3, 10 h memory with the 10 min mark.
+    /// The figures the issues ask for: 1 h pipeline x3, 10 h memory with the 10 min mark,
+    /// 1 GiB goodput x3, 1,000 recorders x5 rounds.
     pub fn full() -> Plan {
         Plan {
             pipeline: true,
             memory: true,
             bytes: true,
+            goodput: true,
+            ingest: true,
             runs: 3,
             pipeline_secs: 3600,
             memory_secs: 36_000,
@@ -79,12 +99,20 @@ impl Plan {
                 mark_ms: 600_000,
                 checkpoint_ms: 3_600_000,
             },
+            goodput_bytes: 1 << 30,
+            goodput_runs: 3,
+            ingest_plan: IngestPlan {
+                recorders: 1000,
+                rounds: 5,
+                concurrency: 64,
+            },
             memory_in_child: true,
             scale: Scale::Full,
         }
     }
 
-    /// A smoke test of the same code: 5 min pipeline, 30 min memory.
+    /// A smoke test of the same code: 5 min pipeline, 30 min memory, 64 MiB goodput, 100
+    /// recorders.
     pub fn quick() -> Plan {
         Plan {
             pipeline_secs: 300,
@@ -92,6 +120,12 @@ impl Plan {
             marks: Marks {
                 mark_ms: 600_000,
                 checkpoint_ms: 180_000,
+            },
+            goodput_bytes: 64 << 20,
+            ingest_plan: IngestPlan {
+                recorders: 100,
+                rounds: 3,
+                concurrency: 64,
             },
             scale: Scale::Quick,
             ..Plan::full()
@@ -132,11 +166,34 @@ pub fn run(plan: &Plan, cache: &InputCache, repo: &Path) -> Result<Report> {
             memory::measure_in_process(&input, plan.marks)?
         });
     }
+    let mut goodput: Option<GoodputResult> = None;
+    if plan.goodput {
+        eprintln!(
+            "goodput: {} MiB, {} interleaved run(s) each side",
+            plan.goodput_bytes >> 20,
+            plan.goodput_runs
+        );
+        goodput = Some(goodput::bench(
+            plan.goodput_bytes,
+            plan.goodput_runs.max(1),
+        )?);
+    }
+    let mut ingest: Option<IngestResult> = None;
+    if plan.ingest {
+        let p = plan.ingest_plan;
+        eprintln!(
+            "ingest: {} recorders x {} rounds, {} in flight, chronote-server and @tus/server",
+            p.recorders, p.rounds, p.concurrency
+        );
+        ingest = Some(ingest::bench(p)?);
+    }
     Ok(Report {
         machine,
         plan: plan.clone(),
         pipeline,
         memory,
+        goodput,
+        ingest,
     })
 }
 
@@ -154,12 +211,21 @@ mod tests {
             pipeline: true,
             memory: true,
             bytes: true,
+            goodput: false,
+            ingest: false,
             runs: 1,
             pipeline_secs: 20,
             memory_secs: 20,
             marks: Marks {
                 mark_ms: 5_000,
                 checkpoint_ms: 5_000,
+            },
+            goodput_bytes: 1 << 20,
+            goodput_runs: 1,
+            ingest_plan: IngestPlan {
+                recorders: 1,
+                rounds: 1,
+                concurrency: 1,
             },
             memory_in_child: false,
             scale: Scale::Custom,
@@ -203,5 +269,54 @@ mod tests {
         assert!(text.contains("T_pipe / T_raw"));
         assert!(text.contains("Bytes per track-hour"));
         assert!(text.contains("| 0:00:05 | "), "{text}");
+        assert!(!text.contains("## Issue 3"));
+    }
+
+    /// Goodput on 3 MiB: both sides confirm every byte and the report shows the ratio.
+    #[test]
+    fn small_goodput_confirms_every_byte() {
+        let result = goodput::bench(3 << 20, 1).unwrap();
+        assert_eq!(result.tus.len(), 1);
+        assert_eq!(result.plain.len(), 1);
+        for run in result.tus.iter().chain(&result.plain) {
+            assert_eq!(run.confirmed, 3 << 20);
+            assert!(run.mb_per_sec() > 0.0);
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let plan = Plan {
+            pipeline: false,
+            memory: false,
+            bytes: false,
+            ingest: false,
+            goodput_bytes: 3 << 20,
+            scale: Scale::Custom,
+            ..Plan::full()
+        };
+        let report = Report {
+            machine: Machine::detect(repo),
+            plan,
+            pipeline: None,
+            memory: None,
+            goodput: Some(result),
+            ingest: None,
+        };
+        let text = report::render(&report);
+        assert!(text.contains("## Issue 3: upload"), "{text}");
+        assert!(text.contains("tus / plain POST (median MB/s)"), "{text}");
+        assert!(!text.contains("## Issue 2"), "{text}");
+    }
+
+    /// The ingest segment is a real 30 s segment near 90 kB.
+    #[test]
+    fn ingest_segment_is_real() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = ingest::make_segment(dir.path()).unwrap();
+        assert_eq!(segment.length_48k, 30 * 48_000);
+        assert!(
+            (75_000..=100_000).contains(&segment.bytes.len()),
+            "{} bytes",
+            segment.bytes.len()
+        );
+        assert_eq!(segment.sha256.len(), 64);
     }
 }

@@ -11,16 +11,18 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "chronote-bench",
-    about = "Chronote Recorder benchmarks: pipeline cost, memory over 10 h, bytes per track-hour"
+    about = "Chronote Recorder benchmarks: pipeline cost, memory over 10 h, bytes per track-hour, \
+             upload goodput, ingest of 1,000 recorders"
 )]
 struct Cli {
-    /// Write the Markdown report to PATH instead of printing it.
+    /// Write the Markdown report to PATH instead of printing it. With --only, only the sections
+    /// of the benchmarks that ran are replaced; the others are kept from PATH.
     #[arg(long, value_name = "PATH")]
     write: Option<PathBuf>,
     /// Run only this benchmark (repeatable).
     #[arg(long, value_enum)]
     only: Vec<Bench>,
-    /// Scaled-down smoke run: 5 min pipeline, 30 min memory.
+    /// Scaled-down smoke run: 5 min pipeline, 30 min memory, 64 MiB goodput, 100 recorders.
     #[arg(long)]
     quick: bool,
     /// Interleaved recorder/raw pairs for the pipeline benchmark.
@@ -38,6 +40,8 @@ enum Bench {
     Pipeline,
     Memory,
     Bytes,
+    Goodput,
+    Ingest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,10 +56,19 @@ enum Child {
         #[arg(long)]
         checkpoint_ms: u64,
     },
+    /// Internal: chronote-server for the ingest benchmark, until stdin closes.
+    #[command(name = "server-child", hide = true)]
+    ServerChild {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Child::ServerChild { data }) = &cli.child {
+        return chronote_bench::peers::server_child_main(data);
+    }
     if let Some(Child::MemoryChild {
         input,
         mark_ms,
@@ -81,6 +94,8 @@ fn main() -> Result<()> {
         plan.pipeline = cli.only.contains(&Bench::Pipeline);
         plan.memory = cli.only.contains(&Bench::Memory);
         plan.bytes = cli.only.contains(&Bench::Bytes);
+        plan.goodput = cli.only.contains(&Bench::Goodput);
+        plan.ingest = cli.only.contains(&Bench::Ingest);
     }
     let inputs = match cli.inputs {
         Some(dir) => dir,
@@ -89,7 +104,7 @@ fn main() -> Result<()> {
     let cache = InputCache::new(inputs);
     let repo = workspace_root();
     let report = chronote_bench::run(&plan, &cache, &repo)?;
-    let text = report::render(&report);
+    let mut text = report::render(&report);
     match cli.write {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -100,6 +115,11 @@ fn main() -> Result<()> {
                     path.display(),
                     dir.display()
                 );
+            }
+            if !cli.only.is_empty() && path.exists() {
+                let old = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {} to update it", path.display()))?;
+                text = report::merge(&old, &text);
             }
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;

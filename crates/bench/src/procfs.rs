@@ -12,11 +12,22 @@ pub struct Memory {
 }
 
 pub fn memory() -> Result<Memory> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .context("cannot read /proc/self/status (memory figures need Linux procfs)")?;
+    memory_at("/proc/self/status")
+}
+
+/// The same for another process (a server the benchmark started).
+pub fn memory_of(pid: u32) -> Result<Memory> {
+    memory_at(&format!("/proc/{pid}/status"))
+}
+
+fn memory_at(path: &str) -> Result<Memory> {
+    let status = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {path} (memory figures need Linux procfs)"))?;
     Ok(Memory {
-        rss: status_kb(&status, "VmRSS:").context("/proc/self/status has no VmRSS line")? * 1024,
-        hwm: status_kb(&status, "VmHWM:").context("/proc/self/status has no VmHWM line")? * 1024,
+        rss: status_kb(&status, "VmRSS:").with_context(|| format!("{path} has no VmRSS line"))?
+            * 1024,
+        hwm: status_kb(&status, "VmHWM:").with_context(|| format!("{path} has no VmHWM line"))?
+            * 1024,
     })
 }
 
@@ -60,6 +71,7 @@ mod tests {
     fn reads_this_process() {
         let m = memory().unwrap();
         assert!(m.rss > 0 && m.hwm >= m.rss);
+        assert!(memory_of(std::process::id()).is_ok());
         assert!(cpu_time().is_ok());
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::goodput::GoodputResult;
+use crate::ingest::{IngestResult, ServerLoad};
 use crate::machine::Machine;
 use crate::memory::MemoryResult;
 use crate::pipeline::PipelineResult;
@@ -14,6 +16,11 @@ pub const TARGET_PIPELINE_RATIO: f64 = 1.3;
 pub const TARGET_MEMORY_GROWTH: u64 = 5_000_000;
 /// Sealed bytes per track-hour, at most.
 pub const TARGET_BYTES_PER_HOUR: f64 = 11_000_000.0;
+/// Goodput of our tus path over a plain POST of the same bytes, at least.
+pub const TARGET_GOODPUT_RATIO: f64 = 0.8;
+
+/// Between issue 2's section and the later ones; kept in place by [`merge`].
+const MARKER: &str = "<!-- Later issues add their benchmarks below, one section per issue (\"## Issue N: ...\"). -->";
 
 /// One frame of 20 ms on the 48 kHz timeline: the tolerance of the output check.
 const FRAME_48K: u64 = 960;
@@ -24,6 +31,8 @@ pub struct Report {
     pub plan: Plan,
     pub pipeline: Option<PipelineResult>,
     pub memory: Option<MemoryResult>,
+    pub goodput: Option<GoodputResult>,
+    pub ingest: Option<IngestResult>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +192,13 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail; the results are ignored on purpose.
     let _ = write_all(&mut out, report);
-    out
+    end_with_one_newline(out)
+}
+
+fn end_with_one_newline(mut text: String) -> String {
+    text.truncate(text.trim_end().len());
+    text.push('\n');
+    text
 }
 
 fn write_all(out: &mut String, report: &Report) -> std::fmt::Result {
@@ -197,37 +212,55 @@ fn write_all(out: &mut String, report: &Report) -> std::fmt::Result {
          times. This file is rewritten by `make bench`; do not edit the figures by hand."
     )?;
     writeln!(out)?;
-    if plan.scale != Scale::Full {
-        writeln!(
-            out,
-            "> **Scaled-down run** ({} pipeline, {} memory): a smoke test, not the figures the \
-             targets refer to. Run `make bench` for those.",
-            hours(plan.pipeline_secs),
-            hours(plan.memory_secs)
-        )?;
-        writeln!(out)?;
-    }
     write_machine(out, &report.machine)?;
     write_how_to_run(out)?;
 
-    writeln!(out, "## Issue 2: recorder engine")?;
-    writeln!(out)?;
-    write_summary(out, report)?;
-    if plan.pipeline
-        && let Some(p) = &report.pipeline
-    {
-        write_pipeline(out, plan, p)?;
+    if plan.pipeline || plan.memory || plan.bytes {
+        writeln!(out, "## Issue 2: recorder engine")?;
+        writeln!(out)?;
+        write_run_line(out, &report.machine)?;
+        if plan.scale != Scale::Full {
+            writeln!(
+                out,
+                "> **Scaled-down run** ({} pipeline, {} memory): a smoke test, not the figures \
+                 the targets refer to. Run `make bench` for those.",
+                hours(plan.pipeline_secs),
+                hours(plan.memory_secs)
+            )?;
+            writeln!(out)?;
+        }
+        write_summary(out, report)?;
+        if plan.pipeline
+            && let Some(p) = &report.pipeline
+        {
+            write_pipeline(out, plan, p)?;
+        }
+        if let Some(m) = &report.memory {
+            write_memory(out, plan, m)?;
+        }
+        if plan.bytes
+            && let Some(p) = &report.pipeline
+        {
+            write_bytes(out, plan, p)?;
+        }
+        write_method(out)?;
     }
-    if let Some(m) = &report.memory {
-        write_memory(out, plan, m)?;
+    writeln!(out, "{MARKER}")?;
+    if report.goodput.is_some() || report.ingest.is_some() {
+        writeln!(out)?;
+        write_issue3(out, report)?;
     }
-    if plan.bytes
-        && let Some(p) = &report.pipeline
-    {
-        write_bytes(out, plan, p)?;
-    }
-    write_method(out)?;
     Ok(())
+}
+
+/// When and on what an issue's figures were measured (sections may come from different runs).
+fn write_run_line(out: &mut String, m: &Machine) -> std::fmt::Result {
+    writeln!(
+        out,
+        "Measured {}, commit `{}`, {} build, load average at start {}.",
+        m.date_utc, m.commit, m.profile, m.load_average
+    )?;
+    writeln!(out)
 }
 
 fn write_machine(out: &mut String, m: &Machine) -> std::fmt::Result {
@@ -261,7 +294,11 @@ fn write_how_to_run(out: &mut String) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "cargo run --release -p chronote-bench -- --only pipeline|memory|bytes   # one figure, printed"
+        "cargo run --release -p chronote-bench -- --only pipeline|memory|bytes|goodput|ingest   # one figure, printed"
+    )?;
+    writeln!(
+        out,
+        "cargo run --release -p chronote-bench -- --only goodput --only ingest --write docs/BENCHMARKS.md   # rewrite issue 3's section only"
     )?;
     writeln!(
         out,
@@ -271,11 +308,16 @@ fn write_how_to_run(out: &mut String) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(
         out,
-        "`--only` may be repeated; `--write PATH` writes the report instead of printing it; \
-         `--runs N` sets the number of interleaved pipeline pairs (default 3). Needs `espeak-ng` \
-         and `sox` (`make deps`). Generated speech is cached in \
-         `$HOME/.cache/chronote/bench-inputs` (about 1.6 GB for the full run), so only the first \
-         run pays for generating it."
+        "`--only` may be repeated; `--write PATH` writes the report instead of printing it, and \
+         together with `--only` replaces only the sections of the benchmarks that ran, keeping \
+         the others from PATH (each section names the run it came from); `--runs N` sets the \
+         number of interleaved pipeline pairs (default 3). `--quick` scales everything down (5 \
+         min pipeline, 30 min memory, 64 MiB goodput, 100 recorders). Needs `espeak-ng` and \
+         `sox` for issue 2 and Node 20 with npm for the ingest comparison (`make deps`). \
+         Generated speech is cached in `$HOME/.cache/chronote/bench-inputs` (about 1.6 GB for \
+         the full run), so only the first run pays for generating it; `@tus/server` is \
+         installed by npm into `$HOME/.cache/chronote/peers/tus-server` on first use. The \
+         goodput benchmark writes a 1 GiB file and the server's copy under `$TMPDIR`."
     )?;
     writeln!(out)?;
     Ok(())
@@ -632,11 +674,525 @@ fn write_method(out: &mut String) -> std::fmt::Result {
         writeln!(out, "- {note}")?;
     }
     writeln!(out)?;
+    Ok(())
+}
+
+/// The goodput figures derived from the runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GoodputFigures {
+    pub tus_median: f64,
+    pub plain_median: f64,
+    /// Median tus MB/s over median plain MB/s: the figure the target applies to.
+    pub ratio: f64,
+}
+
+impl GoodputFigures {
+    pub fn of(result: &GoodputResult) -> Option<GoodputFigures> {
+        let tus: Vec<f64> = result.tus.iter().map(|r| r.mb_per_sec()).collect();
+        let plain: Vec<f64> = result.plain.iter().map(|r| r.mb_per_sec()).collect();
+        let tus_median = median(&tus)?;
+        let plain_median = median(&plain)?;
+        Some(GoodputFigures {
+            tus_median,
+            plain_median,
+            ratio: tus_median / plain_median,
+        })
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(self.ratio >= TARGET_GOODPUT_RATIO)
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn ms(d: Option<std::time::Duration>) -> String {
+    d.map_or("n/a".into(), |d| {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    })
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn write_issue3(out: &mut String, report: &Report) -> std::fmt::Result {
+    let plan = &report.plan;
+    writeln!(out, "## Issue 3: upload")?;
+    writeln!(out)?;
+    write_run_line(out, &report.machine)?;
+    if plan.scale != Scale::Full {
+        writeln!(
+            out,
+            "> **Scaled-down run** ({} goodput, {} recorders x {} rounds): a smoke test, not the \
+             figures the target refers to. Run `make bench` for those.",
+            size(plan.goodput_bytes),
+            plan.ingest_plan.recorders,
+            plan.ingest_plan.rounds
+        )?;
+        writeln!(out)?;
+    }
+    writeln!(out, "| Figure | Measured | Target | Result |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    if let Some(g) = &report.goodput
+        && let Some(f) = GoodputFigures::of(g)
+    {
+        writeln!(
+            out,
+            "| Goodput of a {} upload over loopback, tus / plain POST (median MB/s) | {:.2} | >= {TARGET_GOODPUT_RATIO} | {} |",
+            size(g.size),
+            f.ratio,
+            f.verdict().as_str()
+        )?;
+    }
+    if let Some(i) = &report.ingest {
+        let (a, b) = (&i.ours, &i.theirs);
+        writeln!(
+            out,
+            "| Ingest, {} recorders: segments per second, chronote-server / @tus/server | {:.1} / {:.1} = {} | none set | |",
+            i.recorders,
+            a.segments_per_sec(),
+            b.segments_per_sec(),
+            ratio(a.segments_per_sec(), b.segments_per_sec())
+        )?;
+        writeln!(
+            out,
+            "| Ingest: p99 last byte sent to final response, chronote-server / @tus/server | {} / {} | none set | |",
+            ms(a.latency(0.99)),
+            ms(b.latency(0.99))
+        )?;
+        writeln!(
+            out,
+            "| Ingest: peak server RSS, chronote-server / @tus/server | {} / {} = {} | none set | |",
+            mb_u(a.peak_rss()),
+            mb_u(b.peak_rss()),
+            ratio(a.peak_rss() as f64, b.peak_rss() as f64)
+        )?;
+    }
+    writeln!(out)?;
+    if let Some(g) = &report.goodput {
+        write_goodput(out, g)?;
+    }
+    if let Some(i) = &report.ingest {
+        write_ingest(out, i)?;
+    }
+    write_issue3_method(out, report)?;
+    Ok(())
+}
+
+fn write_goodput(out: &mut String, g: &GoodputResult) -> std::fmt::Result {
+    writeln!(out, "### Goodput")?;
+    writeln!(out)?;
     writeln!(
         out,
-        "<!-- Later issues add their benchmarks below, one section per issue (\"## Issue N: ...\"). -->"
+        "{} of pseudo-random bytes from a file to an in-process chronote-server on 127.0.0.1, \
+         {} interleaved run(s) of each side (tus, plain, diagnostic, tus, plain, ...).",
+        size(g.size),
+        g.tus.len()
     )?;
+    writeln!(out)?;
+    let Some(f) = GoodputFigures::of(g) else {
+        writeln!(out, "No complete run pair.")?;
+        writeln!(out)?;
+        return Ok(());
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|t| format!("{t:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let tus: Vec<f64> = g.tus.iter().map(|r| r.mb_per_sec()).collect();
+    let plain: Vec<f64> = g.plain.iter().map(|r| r.mb_per_sec()).collect();
+    let pairs: Vec<f64> = tus.iter().zip(&plain).map(|(a, b)| a / b).collect();
+    let walls = |runs: &[crate::goodput::GoodputRun]| {
+        runs.iter()
+            .map(|r| format!("{:.2}", r.wall.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    writeln!(out, "| | Median | Every run | Wall, every run (s) |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| tus: `chronote_upload::upload_file`, {} PATCH bodies | {:.1} MB/s | {} | {} |",
+        size(g.chunk_bytes),
+        f.tus_median,
+        list(&tus),
+        walls(&g.tus)
+    )?;
+    writeln!(
+        out,
+        "| plain: one `POST /v1/bench/sink` | {:.1} MB/s | {} | {} |",
+        f.plain_median,
+        list(&plain),
+        walls(&g.plain)
+    )?;
+    let large: Vec<f64> = g.tus_large.iter().map(|r| r.mb_per_sec()).collect();
+    if let Some(large_median) = median(&large) {
+        writeln!(
+            out,
+            "| diagnostic: the same tus path with {} PATCH bodies | {:.1} MB/s | {} | {} |",
+            size(crate::goodput::LARGE_CHUNK),
+            large_median,
+            list(&large),
+            walls(&g.tus_large)
+        )?;
+    }
+    writeln!(
+        out,
+        "| **tus / plain** | **{:.2}** | {} (per pair) | |",
+        f.ratio,
+        pairs
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Target: tus / plain >= {TARGET_GOODPUT_RATIO} (median over median): **{}**.",
+        f.verdict().as_str()
+    )?;
+    writeln!(out)?;
+    let all_whole = g
+        .tus
+        .iter()
+        .chain(&g.plain)
+        .chain(&g.tus_large)
+        .all(|r| r.confirmed == g.size);
+    if all_whole {
+        writeln!(
+            out,
+            "Output check: every tus upload's offset (HEAD after the upload) and every sink \
+             answer was {} bytes.",
+            g.size
+        )?;
+    } else {
+        writeln!(
+            out,
+            "**Output check failed**: a run confirmed fewer than {} bytes.",
+            g.size
+        )?;
+    }
+    writeln!(out)?;
     Ok(())
+}
+
+fn write_ingest(out: &mut String, i: &IngestResult) -> std::fmt::Result {
+    writeln!(out, "### Ingest")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} simulated recorders, each sending one {} byte Ogg Opus segment ({:.2} s, 24 kbit/s \
+         VBR) per round, {} rounds (each round stands for 30 s of recording), at most {} \
+         requests in flight; both servers in child processes, rounds interleaved (chronote-server, \
+         @tus/server, chronote-server, ...). @tus/server {} with @tus/file-store {} on Node {}.",
+        i.recorders,
+        i.segment_bytes,
+        i.segment_48k as f64 / 48_000.0,
+        i.rounds,
+        i.concurrency,
+        i.tus_server,
+        i.file_store,
+        i.node
+    )?;
+    writeln!(out)?;
+    let (a, b) = (&i.ours, &i.theirs);
+    let row = |out: &mut String, label: &str, f: &dyn Fn(&ServerLoad) -> String| {
+        writeln!(out, "| {label} | {} | {} |", f(a), f(b))
+    };
+    writeln!(out, "| | chronote-server | @tus/server + file-store |")?;
+    writeln!(out, "|---|---|---|")?;
+    row(
+        out,
+        "Segments confirmed (201/204 with offset = length)",
+        &|l| format!("{} of {}", l.segments, i.recorders * i.rounds),
+    )?;
+    row(out, "Failed requests", &|l| l.failures.to_string())?;
+    row(out, "Segments the server holds afterwards", &|l| {
+        l.stored.to_string()
+    })?;
+    row(out, "Wall time of the rounds", &|l| {
+        s(l.wall().as_secs_f64())
+    })?;
+    row(out, "Every round (s)", &|l| {
+        l.rounds
+            .iter()
+            .map(|d| format!("{:.2}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })?;
+    row(out, "**Segments per second**", &|l| {
+        format!("**{:.1}**", l.segments_per_sec())
+    })?;
+    row(out, "Upload goodput (MB/s)", &|l| {
+        let secs = l.wall().as_secs_f64();
+        if secs > 0.0 {
+            format!("{:.1}", (l.segments * i.segment_bytes) as f64 / secs / 1e6)
+        } else {
+            "n/a".into()
+        }
+    })?;
+    row(out, "Last byte to final response: p50", &|l| {
+        ms(l.latency(0.5))
+    })?;
+    row(out, "p90", &|l| ms(l.latency(0.9)))?;
+    row(out, "**p99**", &|l| format!("**{}**", ms(l.latency(0.99))))?;
+    row(out, "max", &|l| ms(l.latency(1.0)))?;
+    row(out, "Server RSS after start (idle)", &|l| mb_u(l.rss_idle))?;
+    row(out, "**Server peak RSS** (VmHWM)", &|l| {
+        format!("**{}**", mb_u(l.peak_rss()))
+    })?;
+    row(out, "Server RSS at the end", &|l| mb_u(l.rss_end))?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Ratios chronote-server / @tus/server: segments per second {}, p99 {}, peak RSS {}.",
+        ratio(a.segments_per_sec(), b.segments_per_sec()),
+        ratio(
+            a.latency(0.99).map_or(f64::NAN, |d| d.as_secs_f64()),
+            b.latency(0.99).map_or(f64::NAN, |d| d.as_secs_f64())
+        ),
+        ratio(a.peak_rss() as f64, b.peak_rss() as f64)
+    )?;
+    writeln!(out)?;
+    for l in [a, b] {
+        if !l.errors.is_empty() {
+            writeln!(out, "Errors from {} (first {}):", l.name, l.errors.len())?;
+            writeln!(out)?;
+            for e in &l.errors {
+                writeln!(out, "- `{}`", e.replace('`', "'"))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_issue3_method(out: &mut String, report: &Report) -> std::fmt::Result {
+    writeln!(out, "### Method")?;
+    writeln!(out)?;
+    let mut notes: Vec<String> = Vec::new();
+    if report.goodput.is_some() {
+        notes.push(
+            "Goodput, tus side: `chronote_upload::upload_file` (the tus transfer engine the \
+             uploader uses, without the spool) with its default options: OPTIONS, then \
+             creation-with-upload and PATCHes of its default chunk size, each read from the \
+             file, sha256 `Upload-Checksum` on every request since the server offers it; the \
+             server appends each body to the upload's blob, fdatasyncs it and commits the \
+             offset to SQLite before answering, and fsyncs the file and its directory at \
+             completion. Timed from the call to its return; a HEAD afterwards confirms the \
+             offset and a DELETE (not timed) frees the disk."
+                .into(),
+        );
+        notes.push(
+            "Goodput, plain side: one `POST /v1/bench/sink` with the whole file as the body \
+             (Content-Length set, read in 1 MiB blocks by a thread), to the same server and \
+             runtime. The sink stores the body in the same blob store with an upload's \
+             durability (fdatasync at the end, fsync of the file and its directory) and answers \
+             the byte count, then deletes the blob. Timed from the request to the answer."
+                .into(),
+        );
+        notes.push(
+            "Goodput, diagnostic row: `upload_file` again with 64 MiB PATCH bodies instead of \
+             its default, in the same interleaving; it is not what the target applies to, it \
+             shows how much of the gap is per-PATCH cost (a sync and a SQLite commit per PATCH \
+             on the server, a request per chunk on the client)."
+                .into(),
+        );
+        notes.push(
+            "Both goodput sides run in one process and runtime (client and server on 127.0.0.1, \
+             2 cores between them), interleaved, with `sync` before each run so one run's \
+             writeback does not land in the next. The file is pseudo-random (nothing \
+             compresses) and read once beforehand so it is in the page cache. MB/s = 10^6 bytes \
+             confirmed by the server per second of wall time."
+                .into(),
+        );
+    }
+    if report.ingest.is_some() {
+        notes.push(
+            "Ingest segment: 30 s of low-level noise and tones encoded by chronote-encode's \
+             `SegmentWriter` with the recorder's defaults (16 kHz mono, 24 kbit/s VBR, 20 ms \
+             frames) and sealed, so it is a real segment that chronote-server verifies (sha256 \
+             and Ogg Opus length); noise keeps VBR near its target, near 90 kB. Every recorder \
+             sends the same bytes into its own slot: recording `bench-NNNNN`, track `mic`, \
+             sequence = round."
+                .into(),
+        );
+        notes.push(
+            "Ingest client: a plain tus 1.0 client in the benchmark (reqwest), the same requests \
+             to both servers: `POST /files/` with `Tus-Resumable: 1.0.0`, `Upload-Length`, \
+             `Upload-Metadata` (the Chronote segment keys: recording_id, track, sequence, \
+             start_48k, length_48k, sha256, codec), `Content-Type: \
+             application/offset+octet-stream`, a bearer token and the whole segment as the body \
+             (creation-with-upload); a PATCH would follow if a server took less than the whole \
+             body (neither did). Each request is its own task, at most the stated number in \
+             flight over a shared connection pool. chronote-server additionally got one `POST \
+             /v1/recordings` per recorder before the first round (not timed); @tus/server needs \
+             nothing and ignores the metadata."
+                .into(),
+        );
+        notes.push(
+            "Latency: from the moment the client took the last 16 KiB piece of the body to the \
+             response headers of the request that completed the upload (201 with Upload-Offset \
+             = Upload-Length here). Nearest-rank percentiles over every confirmed segment of all \
+             rounds. Segments per second: confirmed segments over the summed wall time of that \
+             server's rounds."
+                .into(),
+        );
+        notes.push(
+            "Servers: chronote-server with its default configuration (no transcription engine \
+             configured, so the transcription job each segment queues waits; no log subscriber) \
+             in a child process of the benchmark (hidden `server-child` subcommand), over a \
+             fresh data directory; it fsyncs every completed segment and commits it to SQLite \
+             before answering. @tus/server with @tus/file-store under Node, started by the same \
+             script as crates/upload/tests/interop.rs; its file store does not fsync. RSS is \
+             VmRSS/VmHWM from /proc/<pid>/status of each server process: after start (and, for \
+             chronote-server, after the recordings were created), sampled every 100 ms during \
+             the rounds, and at the end. MB = 10^6 bytes."
+                .into(),
+        );
+        notes.push(
+            "Client and both servers share the machine's cores; the client's cost is the same \
+             for both servers."
+                .into(),
+        );
+    }
+    for note in notes {
+        writeln!(out, "- {note}")?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// One level-2 section of a report: its heading line and everything up to the next one.
+struct Section {
+    heading: String,
+    text: String,
+}
+
+/// The text before the first `## ` heading, and the sections; marker lines are dropped.
+fn split_sections(doc: &str) -> (String, Vec<Section>) {
+    let mut preamble = String::new();
+    let mut sections: Vec<Section> = Vec::new();
+    for line in doc.lines() {
+        if line.trim() == MARKER {
+            continue;
+        }
+        if line.starts_with("## ") {
+            sections.push(Section {
+                heading: line.trim_end().to_string(),
+                text: String::new(),
+            });
+        }
+        let target = match sections.last_mut() {
+            Some(section) => &mut section.text,
+            None => &mut preamble,
+        };
+        target.push_str(line);
+        target.push('\n');
+    }
+    (preamble, sections)
+}
+
+/// The issue number of an `## Issue N: ...` heading.
+fn issue_number(heading: &str) -> Option<u32> {
+    heading
+        .strip_prefix("## Issue ")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A `| Name | value |` row of the old machine table.
+fn table_value<'a>(section: &'a str, name: &str) -> Option<&'a str> {
+    section.lines().find_map(|line| {
+        let rest = line
+            .strip_prefix("| ")?
+            .strip_prefix(name)?
+            .strip_prefix(" | ")?;
+        Some(rest.strip_suffix(" |").unwrap_or(rest).trim())
+    })
+}
+
+/// `new` (a report of some benchmarks) over `old` (the file it replaces): the new title, machine
+/// and how-to-run sections, each issue section from `new` if it has it and from `old` otherwise.
+/// A kept section without a "Measured ..." line gets one from the old machine table, since the
+/// machine table now describes the new run.
+pub fn merge(old: &str, new: &str) -> String {
+    let (_, old_sections) = split_sections(old);
+    let (preamble, new_sections) = split_sections(new);
+    let old_run = old_sections
+        .iter()
+        .find(|s| s.heading == "## Machine")
+        .and_then(|m| {
+            let date = table_value(&m.text, "Date")?;
+            let commit = table_value(&m.text, "Commit")?;
+            let build = table_value(&m.text, "Build").unwrap_or("unknown");
+            let load = table_value(&m.text, "Load average at start").unwrap_or("unknown");
+            Some(format!(
+                "Measured {date}, commit {commit}, {build} build, load average at start {load}."
+            ))
+        });
+    let mut general: Vec<&Section> = Vec::new();
+    let mut issues: Vec<(u32, String)> = Vec::new();
+    for section in &new_sections {
+        match issue_number(&section.heading) {
+            Some(n) => issues.push((n, section.text.clone())),
+            None => general.push(section),
+        }
+    }
+    for section in &old_sections {
+        let Some(n) = issue_number(&section.heading) else {
+            continue;
+        };
+        if issues.iter().any(|(m, _)| *m == n) {
+            continue;
+        }
+        let mut text = section.text.clone();
+        if !text.contains("\nMeasured ")
+            && let Some(line) = &old_run
+            && let Some((heading, rest)) = text.split_once('\n')
+        {
+            text = format!("{heading}\n\n{line}\n{rest}");
+        }
+        issues.push((n, text));
+    }
+    issues.sort_by_key(|(n, _)| *n);
+    // Every piece ends with exactly one blank line.
+    let block = |text: &str| format!("{}\n\n", text.trim_end());
+    let mut out = block(&preamble);
+    for section in general {
+        out.push_str(&block(&section.text));
+    }
+    let mut marked = false;
+    for (n, text) in &issues {
+        if *n > 2 && !marked {
+            out.push_str(&block(MARKER));
+            marked = true;
+        }
+        out.push_str(&block(text));
+    }
+    if !marked {
+        out.push_str(MARKER);
+        out.push('\n');
+    }
+    end_with_one_newline(out)
 }
 
 #[cfg(test)]
@@ -651,5 +1207,41 @@ mod tests {
         assert_eq!(hours(3600), "1 h");
         assert_eq!(hours(1800), "30 min");
         assert_eq!(hours(20), "20 s");
+    }
+
+    const OLD: &str = "# Benchmarks\n\nIntro.\n\n## Machine\n\n| | |\n|---|---|\n\
+        | Date | 2026-01-01 00:00 UTC |\n| Commit | `abc1234` |\n| Build | release |\n\
+        | Load average at start | 1.00 1.00 1.00 |\n\n## How to run\n\nold\n\n\
+        ## Issue 2: recorder engine\n\n| Figure |\n\n### Method\n\n- two\n\n";
+
+    #[test]
+    fn merge_keeps_sections_that_did_not_run() {
+        let marker = MARKER;
+        let old = format!("{OLD}{marker}\n");
+        let new = format!(
+            "# Benchmarks\n\nIntro.\n\n## Machine\n\n| Date | new |\n\n## How to run\n\nnew\n\n\
+             {marker}\n\n## Issue 3: upload\n\nMeasured now.\n\n| three |\n\n"
+        );
+        let merged = merge(&old, &new);
+        assert_eq!(
+            merged,
+            format!(
+                "# Benchmarks\n\nIntro.\n\n## Machine\n\n| Date | new |\n\n## How to run\n\nnew\n\n\
+                 ## Issue 2: recorder engine\n\nMeasured 2026-01-01 00:00 UTC, commit `abc1234`, \
+                 release build, load average at start 1.00 1.00 1.00.\n\n| Figure |\n\n### Method\n\n\
+                 - two\n\n{marker}\n\n## Issue 3: upload\n\nMeasured now.\n\n| three |\n"
+            )
+        );
+        // Merging again keeps the one "Measured" line and replaces issue 3 again.
+        let again = merge(&merged, &new);
+        assert_eq!(again, merged);
+        // A new issue 2 section replaces the old one and keeps the old issue 3.
+        let new2 = format!(
+            "# B\n\n## Machine\n\nm\n\n## Issue 2: recorder engine\n\nMeasured later.\n\n{marker}\n"
+        );
+        let merged2 = merge(&merged, &new2);
+        assert!(merged2.contains("Measured later."), "{merged2}");
+        assert!(!merged2.contains("| Figure |"), "{merged2}");
+        assert!(merged2.ends_with("## Issue 3: upload\n\nMeasured now.\n\n| three |\n"));
     }
 }
