@@ -37,6 +37,8 @@ impl ServerProcess {
         let mut child = chronote()
             .args(["server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            // These tests are about upload; transcription would only compete for the CPU.
+            .args(["--transcriber", "none"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -36,11 +36,11 @@ pub struct ServerArgs {
     /// Base URL for Location headers when behind a reverse proxy (e.g. https://rec.example.org).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
-    /// Speech-to-text engine [default: $CHRONOTE_TRANSCRIBER; none: segments queue up
-    /// untranscribed]. `openai`: any OpenAI-compatible server. `whisper`: whisper.cpp in this
-    /// process, with the model from --whisper-model (install it with `chronote model install`).
-    /// `fixed` answers after --fixed-latency-ms with text derived from the segment (tests and
-    /// soaks).
+    /// Speech-to-text engine [default: $CHRONOTE_TRANSCRIBER, else `whisper` when its model is
+    /// installed, else `none`]. `openai`: any OpenAI-compatible server. `whisper`: whisper.cpp
+    /// in this process, with the model from --whisper-model (install it with `chronote model
+    /// install`). `fixed` answers after --fixed-latency-ms with text derived from the segment
+    /// (tests and soaks). `none`: received segments wait in the queue untranscribed.
     #[arg(long, value_enum)]
     transcriber: Option<TranscriberKind>,
     /// Notes engine [default: $CHRONOTE_SUMMARIZER, else extractive (embedded, no key)].
@@ -87,6 +87,7 @@ enum TranscriberKind {
     Openai,
     Whisper,
     Fixed,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -112,14 +113,20 @@ fn transcriber(args: &ServerArgs) -> Result<(Option<Engine>, Option<usize>)> {
         Some(k) => Some(k),
         None => match env("CHRONOTE_TRANSCRIBER") {
             Some(v) => Some(TranscriberKind::from_str(&v, true).map_err(|_| {
-                anyhow::anyhow!("CHRONOTE_TRANSCRIBER={v:?}: expected openai, whisper or fixed")
+                anyhow::anyhow!(
+                    "CHRONOTE_TRANSCRIBER={v:?}: expected openai, whisper, fixed or none"
+                )
             })?),
-            None => None,
+            // A server that works with no setup: the embedded engine once its model is there.
+            None => match whisper_model_path(args, &env) {
+                Ok((path, _)) if path.is_file() => Some(TranscriberKind::Whisper),
+                _ => None,
+            },
         },
     };
     let mut states = None;
     let engine: Option<Engine> = match kind {
-        None => None,
+        None | Some(TranscriberKind::None) => None,
         Some(TranscriberKind::Openai) => {
             let mut config = chronote_transcribe::openai::OpenAiConfig::default();
             if let Some(url) = flag_or_env(&args.openai_base_url, "CHRONOTE_OPENAI_BASE_URL") {
@@ -311,7 +318,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
             let (transcriber, whisper_states) = transcriber(&args)?;
             if transcriber.is_none() {
                 tracing::warn!(
-                    "no --transcriber: received segments wait in the queue untranscribed"
+                    "no transcriber (no --transcriber, and no Whisper model installed: run \
+                     `chronote model install`): received segments wait in the queue untranscribed"
                 );
             }
             let summarizer = summarizer(&args)?;

@@ -32,6 +32,8 @@ fn start(data: &Path) -> (Child, String) {
     let mut child = Command::new(chronote_bin())
         .args(["server", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        // This test is about upload; transcription would only compete for the CPU.
+        .args(["--transcriber", "none"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
