@@ -13,7 +13,14 @@
 //!   plain HTTP POST of the same bytes to the same server (`/v1/bench/sink`), runs interleaved;
 //! - **ingest**: 1,000 simulated recorders each uploading a 30 s segment per round over plain
 //!   tus, against `chronote-server` and `@tus/server` 2 (Node), each in a child process, rounds
-//!   interleaved: segments per second, p99 latency, server RSS.
+//!   interleaved: segments per second, p99 latency, server RSS;
+//! - **scheduler**: a queue of transcription jobs (10 meetings) drained by an in-process
+//!   `chronote-server` with an instant engine, default 8 workers against 1 worker and against
+//!   the bare SQLite commits a job needs, runs interleaved: jobs per second, cost per job;
+//! - **whisper**: whisper.cpp tiny.en on 30 s segments of espeak-ng speech encoded by the
+//!   recorder's encoder, in a child process: real-time factor, decode time, peak RSS;
+//! - **overload**: 10 meetings uploading at twice the capacity of a fixed-latency provider,
+//!   `GET /v1/queue` sampled every 500 ms: per-meeting lag and its spread, queue depth.
 //!
 //! ```text
 //! cargo run --release -p chronote-bench -- --write docs/BENCHMARKS.md
@@ -27,11 +34,15 @@ pub mod ingest;
 pub mod inputs;
 pub mod machine;
 pub mod memory;
+pub mod overload;
 pub mod peers;
 pub mod pipeline;
 pub mod procfs;
 pub mod report;
+pub mod scheduler;
+pub mod server4;
 pub mod stats;
+pub mod whisper;
 
 use std::path::Path;
 
@@ -42,8 +53,11 @@ use crate::ingest::{IngestPlan, IngestResult};
 use crate::inputs::InputCache;
 use crate::machine::Machine;
 use crate::memory::{Marks, MemoryResult};
+use crate::overload::{OverloadPlan, OverloadResult};
 use crate::pipeline::PipelineResult;
 use crate::report::Report;
+use crate::scheduler::{SchedulerPlan, SchedulerResult};
+use crate::whisper::WhisperResult;
 
 /// The encoder rate the recorder uses by default; the raw baseline and the long memory input
 /// are prepared at this rate.
@@ -52,13 +66,16 @@ const ENCODER_RATE: u32 = 16_000;
 const PIPELINE_INPUT_RATE: u32 = 48_000;
 
 /// Which benchmarks to run and how big.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub pipeline: bool,
     pub memory: bool,
     pub bytes: bool,
     pub goodput: bool,
     pub ingest: bool,
+    pub scheduler: bool,
+    pub whisper: bool,
+    pub overload: bool,
     /// Interleaved pipeline/raw pairs.
     pub runs: usize,
     pub pipeline_secs: u32,
@@ -69,6 +86,10 @@ pub struct Plan {
     /// Interleaved tus/plain pairs.
     pub goodput_runs: usize,
     pub ingest_plan: IngestPlan,
+    pub scheduler_plan: SchedulerPlan,
+    /// 30 s segments per whisper thread setting.
+    pub whisper_segments: usize,
+    pub overload_plan: OverloadPlan,
     /// Measure memory in a re-executed child (the binary) or in this process (tests).
     pub memory_in_child: bool,
     /// Printed in the report so a scaled-down run is never mistaken for the real one.
@@ -84,7 +105,8 @@ pub enum Scale {
 
 impl Plan {
     /// The figures the issues ask for: 1 h pipeline x3, 10 h memory with the 10 min mark,
-    /// 1 GiB goodput x3, 1,000 recorders x5 rounds.
+    /// 1 GiB goodput x3, 1,000 recorders x5 rounds, 2,000 jobs x3, 6 whisper segments, 20 s
+    /// of overload.
     pub fn full() -> Plan {
         Plan {
             pipeline: true,
@@ -92,6 +114,9 @@ impl Plan {
             bytes: true,
             goodput: true,
             ingest: true,
+            scheduler: true,
+            whisper: true,
+            overload: true,
             runs: 3,
             pipeline_secs: 3600,
             memory_secs: 36_000,
@@ -106,14 +131,29 @@ impl Plan {
                 rounds: 5,
                 concurrency: 64,
             },
+            scheduler_plan: SchedulerPlan {
+                meetings: 10,
+                segments_per_meeting: 200,
+                runs: 3,
+            },
+            whisper_segments: 6,
+            overload_plan: OverloadPlan {
+                meetings: 10,
+                latency: std::time::Duration::from_millis(100),
+                concurrency: 2,
+                factor: 2.0,
+                duration: std::time::Duration::from_secs(20),
+                sample_every: std::time::Duration::from_millis(500),
+            },
             memory_in_child: true,
             scale: Scale::Full,
         }
     }
 
     /// A smoke test of the same code: 5 min pipeline, 30 min memory, 64 MiB goodput, 100
-    /// recorders.
+    /// recorders, 200 jobs, 2 whisper segments, 5 s of overload.
     pub fn quick() -> Plan {
+        let full = Plan::full();
         Plan {
             pipeline_secs: 300,
             memory_secs: 1800,
@@ -127,8 +167,18 @@ impl Plan {
                 rounds: 3,
                 concurrency: 64,
             },
+            scheduler_plan: SchedulerPlan {
+                meetings: 10,
+                segments_per_meeting: 20,
+                runs: 1,
+            },
+            whisper_segments: 2,
+            overload_plan: OverloadPlan {
+                duration: std::time::Duration::from_secs(5),
+                ..full.overload_plan
+            },
             scale: Scale::Quick,
-            ..Plan::full()
+            ..full
         }
     }
 }
@@ -187,6 +237,27 @@ pub fn run(plan: &Plan, cache: &InputCache, repo: &Path) -> Result<Report> {
         );
         ingest = Some(ingest::bench(p)?);
     }
+    let mut scheduler: Option<SchedulerResult> = None;
+    if plan.scheduler {
+        let p = plan.scheduler_plan;
+        eprintln!(
+            "scheduler: {} jobs ({} meetings x {}), {} interleaved round(s) of {} workers, 1 worker, bare SQLite",
+            p.jobs(),
+            p.meetings,
+            p.segments_per_meeting,
+            p.runs,
+            scheduler::DEFAULT_WORKERS
+        );
+        scheduler = Some(scheduler::bench(p)?);
+    }
+    let mut whisper: Option<WhisperResult> = None;
+    if plan.whisper {
+        whisper = Some(whisper::bench(cache, plan.whisper_segments)?);
+    }
+    let mut overload: Option<OverloadResult> = None;
+    if plan.overload {
+        overload = Some(overload::bench(plan.overload_plan)?);
+    }
     Ok(Report {
         machine,
         plan: plan.clone(),
@@ -194,6 +265,9 @@ pub fn run(plan: &Plan, cache: &InputCache, repo: &Path) -> Result<Report> {
         memory,
         goodput,
         ingest,
+        scheduler,
+        whisper,
+        overload,
     })
 }
 
@@ -213,6 +287,9 @@ mod tests {
             bytes: true,
             goodput: false,
             ingest: false,
+            scheduler: false,
+            whisper: false,
+            overload: false,
             runs: 1,
             pipeline_secs: 20,
             memory_secs: 20,
@@ -227,6 +304,9 @@ mod tests {
                 rounds: 1,
                 concurrency: 1,
             },
+            scheduler_plan: Plan::full().scheduler_plan,
+            whisper_segments: 1,
+            overload_plan: Plan::full().overload_plan,
             memory_in_child: false,
             scale: Scale::Custom,
         };
@@ -288,6 +368,9 @@ mod tests {
             memory: false,
             bytes: false,
             ingest: false,
+            scheduler: false,
+            whisper: false,
+            overload: false,
             goodput_bytes: 3 << 20,
             scale: Scale::Custom,
             ..Plan::full()
@@ -299,6 +382,9 @@ mod tests {
             memory: None,
             goodput: Some(result),
             ingest: None,
+            scheduler: None,
+            whisper: None,
+            overload: None,
         };
         let text = report::render(&report);
         assert!(text.contains("## Issue 3: upload"), "{text}");
@@ -318,5 +404,79 @@ mod tests {
             segment.bytes.len()
         );
         assert_eq!(segment.sha256.len(), 64);
+    }
+
+    /// A small queue: both worker settings drain every job, and the report has issue 4.
+    #[test]
+    fn small_scheduler_drains_every_job() {
+        let result = scheduler::bench(SchedulerPlan {
+            meetings: 2,
+            segments_per_meeting: 3,
+            runs: 1,
+        })
+        .unwrap();
+        for run in result.default_workers.iter().chain(&result.one_worker) {
+            assert_eq!(run.jobs, 6);
+            assert!(run.engine_calls >= 6, "{run:?}");
+            assert!(run.jobs_per_sec() > 0.0);
+        }
+        assert_eq!(result.sqlite.len(), 1);
+        assert!(result.sqlite[0].jobs_per_sec() > 0.0);
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let report = Report {
+            machine: Machine::detect(repo),
+            plan: Plan {
+                scale: Scale::Custom,
+                ..Plan::full()
+            },
+            pipeline: None,
+            memory: None,
+            goodput: None,
+            ingest: None,
+            scheduler: Some(result),
+            whisper: None,
+            overload: None,
+        };
+        let text = report::render(&report);
+        assert!(text.contains("## Issue 4: server processing"), "{text}");
+        assert!(text.contains("### Scheduler"), "{text}");
+        assert!(!text.contains("## Issue 3"), "{text}");
+    }
+
+    /// Two seconds at twice the capacity: the queue grows, then everything is transcribed.
+    #[test]
+    fn small_overload_loses_nothing() {
+        let plan = OverloadPlan {
+            meetings: 3,
+            latency: std::time::Duration::from_millis(50),
+            concurrency: 1,
+            factor: 2.0,
+            duration: std::time::Duration::from_secs(2),
+            sample_every: std::time::Duration::from_millis(500),
+        };
+        let result = overload::bench(plan).unwrap();
+        assert_eq!(result.uploaded, 80);
+        assert_eq!(result.end.received(), 80);
+        assert_eq!(result.transcribed_after_drain, 80);
+        assert!(result.end.depth > 0, "{:?}", result.end);
+        assert_eq!(result.end.meetings.len(), 3);
+        assert!(!result.samples.is_empty());
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let report = Report {
+            machine: Machine::detect(repo),
+            plan: Plan {
+                scale: Scale::Custom,
+                ..Plan::full()
+            },
+            pipeline: None,
+            memory: None,
+            goodput: None,
+            ingest: None,
+            scheduler: None,
+            whisper: None,
+            overload: Some(result),
+        };
+        let text = report::render(&report);
+        assert!(text.contains("### Lag under overload"), "{text}");
     }
 }

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "chronote-bench",
     about = "Chronote Recorder benchmarks: pipeline cost, memory over 10 h, bytes per track-hour, \
-             upload goodput, ingest of 1,000 recorders"
+             upload goodput, ingest of 1,000 recorders, scheduler throughput, Whisper real-time \
+             factor, lag under overload"
 )]
 struct Cli {
     /// Write the Markdown report to PATH instead of printing it. With --only, only the sections
@@ -22,7 +23,8 @@ struct Cli {
     /// Run only this benchmark (repeatable).
     #[arg(long, value_enum)]
     only: Vec<Bench>,
-    /// Scaled-down smoke run: 5 min pipeline, 30 min memory, 64 MiB goodput, 100 recorders.
+    /// Scaled-down smoke run: 5 min pipeline, 30 min memory, 64 MiB goodput, 100 recorders,
+    /// 200 jobs, 2 whisper segments, 5 s of overload.
     #[arg(long)]
     quick: bool,
     /// Interleaved recorder/raw pairs for the pipeline benchmark.
@@ -42,13 +44,16 @@ enum Bench {
     Bytes,
     Goodput,
     Ingest,
+    Scheduler,
+    Whisper,
+    Overload,
 }
 
 #[derive(Debug, Subcommand)]
 enum Child {
     /// Internal: the memory measurement, run in a child process by the benchmark itself.
     #[command(name = "memory-child", hide = true)]
-    MemoryChild {
+    Memory {
         #[arg(long)]
         input: PathBuf,
         #[arg(long)]
@@ -56,9 +61,19 @@ enum Child {
         #[arg(long)]
         checkpoint_ms: u64,
     },
+    /// Internal: the whisper measurement, run in a child process by the benchmark itself.
+    #[command(name = "whisper-child", hide = true)]
+    Whisper {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        segments: usize,
+        #[arg(long)]
+        threads: usize,
+    },
     /// Internal: chronote-server for the ingest benchmark, until stdin closes.
     #[command(name = "server-child", hide = true)]
-    ServerChild {
+    Server {
         #[arg(long)]
         data: PathBuf,
     },
@@ -66,10 +81,18 @@ enum Child {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Child::ServerChild { data }) = &cli.child {
+    if let Some(Child::Server { data }) = &cli.child {
         return chronote_bench::peers::server_child_main(data);
     }
-    if let Some(Child::MemoryChild {
+    if let Some(Child::Whisper {
+        input,
+        segments,
+        threads,
+    }) = &cli.child
+    {
+        return chronote_bench::whisper::child_main(input, *segments, *threads);
+    }
+    if let Some(Child::Memory {
         input,
         mark_ms,
         checkpoint_ms,
@@ -96,6 +119,9 @@ fn main() -> Result<()> {
         plan.bytes = cli.only.contains(&Bench::Bytes);
         plan.goodput = cli.only.contains(&Bench::Goodput);
         plan.ingest = cli.only.contains(&Bench::Ingest);
+        plan.scheduler = cli.only.contains(&Bench::Scheduler);
+        plan.whisper = cli.only.contains(&Bench::Whisper);
+        plan.overload = cli.only.contains(&Bench::Overload);
     }
     let inputs = match cli.inputs {
         Some(dir) => dir,

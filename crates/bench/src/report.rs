@@ -6,8 +6,11 @@ use crate::goodput::GoodputResult;
 use crate::ingest::{IngestResult, ServerLoad};
 use crate::machine::Machine;
 use crate::memory::MemoryResult;
+use crate::overload::{OverloadResult, Sample};
 use crate::pipeline::PipelineResult;
+use crate::scheduler::{DrainRun, SchedulerResult};
 use crate::stats::{median, min, secs};
+use crate::whisper::{ThreadsRun, WhisperResult};
 use crate::{Plan, Scale};
 
 /// Ratio of the recorder's wall time to bare libopus, at most.
@@ -33,6 +36,9 @@ pub struct Report {
     pub memory: Option<MemoryResult>,
     pub goodput: Option<GoodputResult>,
     pub ingest: Option<IngestResult>,
+    pub scheduler: Option<SchedulerResult>,
+    pub whisper: Option<WhisperResult>,
+    pub overload: Option<OverloadResult>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +256,10 @@ fn write_all(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(out)?;
         write_issue3(out, report)?;
     }
+    if report.scheduler.is_some() || report.whisper.is_some() || report.overload.is_some() {
+        writeln!(out)?;
+        write_issue4(out, report)?;
+    }
     Ok(())
 }
 
@@ -294,11 +304,15 @@ fn write_how_to_run(out: &mut String) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "cargo run --release -p chronote-bench -- --only pipeline|memory|bytes|goodput|ingest   # one figure, printed"
+        "cargo run --release -p chronote-bench -- --only pipeline|memory|bytes|goodput|ingest|scheduler|whisper|overload   # one figure, printed"
     )?;
     writeln!(
         out,
         "cargo run --release -p chronote-bench -- --only goodput --only ingest --write docs/BENCHMARKS.md   # rewrite issue 3's section only"
+    )?;
+    writeln!(
+        out,
+        "cargo run --release -p chronote-bench -- --only scheduler --only whisper --only overload --write docs/BENCHMARKS.md   # issue 4's section only"
     )?;
     writeln!(
         out,
@@ -312,8 +326,10 @@ fn write_how_to_run(out: &mut String) -> std::fmt::Result {
          together with `--only` replaces only the sections of the benchmarks that ran, keeping \
          the others from PATH (each section names the run it came from); `--runs N` sets the \
          number of interleaved pipeline pairs (default 3). `--quick` scales everything down (5 \
-         min pipeline, 30 min memory, 64 MiB goodput, 100 recorders). Needs `espeak-ng` and \
-         `sox` for issue 2 and Node 20 with npm for the ingest comparison (`make deps`). \
+         min pipeline, 30 min memory, 64 MiB goodput, 100 recorders, 200 jobs, 2 Whisper \
+         segments, 5 s of overload). Needs `espeak-ng` and `sox` for issues 2 and 4, Node 20 \
+         with npm for the ingest comparison (`make deps`), and the Whisper model for the \
+         whisper benchmark (`chronote model install`, or `make model`). \
          Generated speech is cached in `$HOME/.cache/chronote/bench-inputs` (about 1.6 GB for \
          the full run), so only the first run pays for generating it; `@tus/server` is \
          installed by npm into `$HOME/.cache/chronote/peers/tus-server` on first use. The \
@@ -1072,6 +1088,744 @@ fn write_issue3_method(out: &mut String, report: &Report) -> std::fmt::Result {
                 .into(),
         );
     }
+    for note in notes {
+        writeln!(out, "- {note}")?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn ms_f(secs: f64) -> String {
+    if secs.is_finite() {
+        format!("{:.2} ms", secs * 1000.0)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn us_f(secs: f64) -> String {
+    if secs.is_finite() {
+        format!("{:.1} µs", secs * 1e6)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn list1(v: &[f64]) -> String {
+    v.iter()
+        .map(|t| format!("{t:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list3(v: &[f64]) -> String {
+    v.iter()
+        .map(|t| format!("{t:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Median figures of one drain configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrainFigures {
+    pub workers: usize,
+    pub jobs_per_sec: f64,
+    /// Wall time per job: 1 / throughput.
+    pub wall_per_job: f64,
+    /// Worker time per job: workers x wall / jobs (claim to commit, waits included).
+    pub worker_per_job: f64,
+    pub engine_per_job: f64,
+    pub cpu_per_job: f64,
+    pub wall_median: f64,
+    pub bind_median: f64,
+}
+
+impl DrainFigures {
+    pub fn of(runs: &[DrainRun]) -> Option<DrainFigures> {
+        let first = runs.first()?;
+        let jobs = first.jobs.max(1) as f64;
+        let rates: Vec<f64> = runs.iter().map(DrainRun::jobs_per_sec).collect();
+        let jobs_per_sec = median(&rates)?;
+        let wall_median = median(&secs(runs.iter().map(|r| r.wall)))?;
+        let per = |f: &dyn Fn(&DrainRun) -> f64| {
+            median(&runs.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+        };
+        Some(DrainFigures {
+            workers: first.workers,
+            jobs_per_sec,
+            wall_per_job: 1.0 / jobs_per_sec,
+            worker_per_job: per(&|r| r.workers as f64 * r.wall.as_secs_f64() / jobs),
+            engine_per_job: per(&|r| r.engine.as_secs_f64() / r.engine_calls.max(1) as f64),
+            cpu_per_job: per(&|r| r.cpu.as_secs_f64() / jobs),
+            wall_median,
+            bind_median: per(&|r| r.bind.as_secs_f64()),
+        })
+    }
+}
+
+fn sqlite_median(result: &SchedulerResult) -> Option<f64> {
+    median(
+        &result
+            .sqlite
+            .iter()
+            .map(|r| r.jobs_per_sec())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// RTF figures of one thread setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RtfFigures {
+    pub rtf_median: f64,
+    pub rtf_min: f64,
+    pub total_median: f64,
+    pub decode_median: f64,
+    pub decode_rtf_median: f64,
+}
+
+impl RtfFigures {
+    pub fn of(run: &ThreadsRun) -> Option<RtfFigures> {
+        let rtf: Vec<f64> = run.segments.iter().map(|s| s.rtf()).collect();
+        let total: Vec<f64> = run.segments.iter().map(|s| s.total_rtf()).collect();
+        let decode = secs(run.segments.iter().map(|s| s.decode));
+        let decode_rtf: Vec<f64> = run
+            .segments
+            .iter()
+            .map(|s| s.decode.as_secs_f64() / s.audio.as_secs_f64())
+            .collect();
+        Some(RtfFigures {
+            rtf_median: median(&rtf)?,
+            rtf_min: min(&rtf)?,
+            total_median: median(&total)?,
+            decode_median: median(&decode)?,
+            decode_rtf_median: median(&decode_rtf)?,
+        })
+    }
+}
+
+/// min, median, max of the per-meeting lags of a sample.
+fn lag_stats(sample: &Sample) -> Option<(f64, f64, f64)> {
+    let lags = sample.lags();
+    let lo = min(&lags)?;
+    let mid = median(&lags)?;
+    let hi = lags.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((lo, mid, hi))
+}
+
+fn spread(lo: f64, hi: f64) -> String {
+    if lo > 0.0 {
+        format!("{:.2}", hi / lo)
+    } else {
+        "n/a (a meeting has no lag)".into()
+    }
+}
+
+fn write_issue4(out: &mut String, report: &Report) -> std::fmt::Result {
+    let plan = &report.plan;
+    writeln!(out, "## Issue 4: server processing")?;
+    writeln!(out)?;
+    write_run_line(out, &report.machine)?;
+    if plan.scale != Scale::Full {
+        writeln!(
+            out,
+            "> **Scaled-down run** ({} jobs, {} Whisper segments, {} s of overload): a smoke \
+             test, not the full figures. Run `make bench` for those.",
+            plan.scheduler_plan.jobs(),
+            plan.whisper_segments,
+            plan.overload_plan.duration.as_secs()
+        )?;
+        writeln!(out)?;
+    }
+    writeln!(out, "| Figure | Measured | Baseline | Ratio |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    if let Some(r) = &report.scheduler
+        && let Some(f) = DrainFigures::of(&r.default_workers)
+    {
+        let one = DrainFigures::of(&r.one_worker);
+        let bound = sqlite_median(r);
+        writeln!(
+            out,
+            "| Scheduler throughput, instant engine, {} workers (median) | {:.0} jobs/s | 1 worker {}; bare SQLite commits {} | {} of 1 worker; {} of bare SQLite |",
+            f.workers,
+            f.jobs_per_sec,
+            one.map_or("n/a".into(), |o| format!("{:.0} jobs/s", o.jobs_per_sec)),
+            bound.map_or("n/a".into(), |b| format!("{b:.0} jobs/s")),
+            ratio(f.jobs_per_sec, one.map_or(f64::NAN, |o| o.jobs_per_sec)),
+            ratio(f.jobs_per_sec, bound.unwrap_or(f64::NAN))
+        )?;
+        writeln!(
+            out,
+            "| Scheduler overhead per job ({} workers): wall time per job; CPU per job | {}; {} | bare SQLite {} per job | |",
+            f.workers,
+            ms_f(f.wall_per_job),
+            ms_f(f.cpu_per_job),
+            bound.map_or("n/a".into(), |b| ms_f(1.0 / b)),
+        )?;
+    }
+    if let Some(w) = &report.whisper
+        && let Some(d) = RtfFigures::of(&w.default)
+    {
+        let single = RtfFigures::of(&w.single);
+        writeln!(
+            out,
+            "| Whisper tiny.en real-time factor per {} s segment, {} threads (engine default, median) | {:.3} | 1 thread {} | {} threads / 1 thread {} |",
+            crate::whisper::SEGMENT_SECS,
+            w.default.threads,
+            d.rtf_median,
+            single.map_or("n/a".into(), |s| format!("{:.3}", s.rtf_median)),
+            w.default.threads,
+            ratio(d.rtf_median, single.map_or(f64::NAN, |s| s.rtf_median))
+        )?;
+    }
+    if let Some(o) = &report.overload
+        && let Some((lo, mid, hi)) = lag_stats(&o.end)
+    {
+        writeln!(
+            out,
+            "| Lag after {} s at {:.0}x capacity, {} meetings: min / median / max | {:.0} / {:.0} / {:.0} s of audio | equal shares | max / min {} |",
+            o.duration.as_secs(),
+            o.arrival_rate / o.capacity,
+            o.meetings,
+            lo,
+            mid,
+            hi,
+            spread(lo, hi)
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "No targets are set for these figures.")?;
+    writeln!(out)?;
+    if let Some(r) = &report.scheduler {
+        write_scheduler(out, r)?;
+    }
+    if let Some(w) = &report.whisper {
+        write_whisper(out, w)?;
+    }
+    if let Some(o) = &report.overload {
+        write_overload(out, o)?;
+    }
+    write_issue4_method(out, report)?;
+    Ok(())
+}
+
+fn write_scheduler(out: &mut String, r: &SchedulerResult) -> std::fmt::Result {
+    writeln!(out, "### Scheduler")?;
+    writeln!(out)?;
+    let jobs = (r.meetings * r.segments_per_meeting) as u64;
+    writeln!(
+        out,
+        "{jobs} transcription jobs ({} meetings x {} segments of {:.0} s, {} bytes each) queued \
+         beforehand and drained by an in-process chronote-server whose engine answers at once; \
+         {} interleaved round(s) of (default workers, 1 worker, bare SQLite). Queueing them \
+         (uploads, not timed in the figures) took {}.",
+        r.meetings,
+        r.segments_per_meeting,
+        r.segment_48k as f64 / 48_000.0,
+        r.segment_bytes,
+        r.sqlite.len(),
+        s(r.upload_wall.as_secs_f64())
+    )?;
+    writeln!(out)?;
+    let (Some(a), Some(b)) = (
+        DrainFigures::of(&r.default_workers),
+        DrainFigures::of(&r.one_worker),
+    ) else {
+        writeln!(out, "No complete run.")?;
+        writeln!(out)?;
+        return Ok(());
+    };
+    let bound = sqlite_median(r).unwrap_or(f64::NAN);
+    let rates =
+        |runs: &[DrainRun]| list1(&runs.iter().map(DrainRun::jobs_per_sec).collect::<Vec<_>>());
+    writeln!(
+        out,
+        "| | {} workers (default) | 1 worker | bare SQLite: claim + result commits |",
+        a.workers
+    )?;
+    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| **Jobs per second** (median) | **{:.0}** | {:.0} | {:.0} |",
+        a.jobs_per_sec, b.jobs_per_sec, bound
+    )?;
+    writeln!(
+        out,
+        "| Every run (jobs/s) | {} | {} | {} |",
+        rates(&r.default_workers),
+        rates(&r.one_worker),
+        list1(
+            &r.sqlite
+                .iter()
+                .map(|x| x.jobs_per_sec())
+                .collect::<Vec<_>>()
+        )
+    )?;
+    writeln!(
+        out,
+        "| Wall time of the drain (median) | {} | {} | {} |",
+        s(a.wall_median),
+        s(b.wall_median),
+        median(&secs(r.sqlite.iter().map(|x| x.wall))).map_or("n/a".into(), s)
+    )?;
+    writeln!(
+        out,
+        "| **Wall time per job** (1 / throughput) | **{}** | {} | {} |",
+        ms_f(a.wall_per_job),
+        ms_f(b.wall_per_job),
+        ms_f(1.0 / bound)
+    )?;
+    writeln!(
+        out,
+        "| Worker time per job (workers x wall / jobs: claim to commit, waits included) | {} | {} | |",
+        ms_f(a.worker_per_job),
+        ms_f(b.worker_per_job)
+    )?;
+    writeln!(
+        out,
+        "| Engine time per job (inside `transcribe`) | {} | {} | |",
+        us_f(a.engine_per_job),
+        us_f(b.engine_per_job)
+    )?;
+    writeln!(
+        out,
+        "| **Overhead per job** (worker time - engine time) | **{}** | {} | |",
+        ms_f(a.worker_per_job - a.engine_per_job),
+        ms_f(b.worker_per_job - b.engine_per_job)
+    )?;
+    writeln!(
+        out,
+        "| CPU per job (whole process, all threads) | {} | {} | |",
+        ms_f(a.cpu_per_job),
+        ms_f(b.cpu_per_job)
+    )?;
+    writeln!(
+        out,
+        "| Server start (`bind`, inside the wall time) | {} | {} | |",
+        ms_f(a.bind_median),
+        ms_f(b.bind_median)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Ratios: {} workers / 1 worker {}; {} workers / bare SQLite {}; 1 worker / bare SQLite {}.",
+        a.workers,
+        ratio(a.jobs_per_sec, b.jobs_per_sec),
+        a.workers,
+        ratio(a.jobs_per_sec, bound),
+        ratio(b.jobs_per_sec, bound)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Every run is listed: the wall time is dominated by the durable commits (an fsync of \
+         the WAL per commit), whose latency on this shared disk varies from run to run; the \
+         interleaving lets each round's three figures share the same conditions."
+    )?;
+    writeln!(out)?;
+    let all = r.default_workers.iter().chain(&r.one_worker);
+    let exact = all.clone().all(|x| x.engine_calls == x.jobs);
+    writeln!(
+        out,
+        "Output check: every drain ended with the queue reporting all {jobs} transcription jobs \
+         done; the engine was called {} (retries or lease take-overs would call it more often).",
+        if exact {
+            "exactly once per job in every run".to_string()
+        } else {
+            format!(
+                "{} times in total over {} runs",
+                all.map(|x| x.engine_calls).sum::<u64>(),
+                r.default_workers.len() + r.one_worker.len()
+            )
+        }
+    )?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_whisper(out: &mut String, w: &WhisperResult) -> std::fmt::Result {
+    writeln!(out, "### Whisper tiny.en")?;
+    writeln!(out)?;
+    let d = &w.default;
+    writeln!(
+        out,
+        "{} segments of {} s of espeak-ng speech (the issue 2 meeting script, 16 kHz), each \
+         encoded by chronote-encode at 24 kbit/s (mean {} bytes); model `{}` ({}); each \
+         thread setting in its own child process, the default first.",
+        d.segments.len(),
+        crate::whisper::SEGMENT_SECS,
+        d.segments
+            .iter()
+            .map(|x| x.bytes)
+            .sum::<u64>()
+            .checked_div(d.segments.len() as u64)
+            .unwrap_or(0),
+        d.model.rsplit('/').next().unwrap_or(&d.model),
+        mb_u(d.model_bytes)
+    )?;
+    writeln!(out)?;
+    let (Some(a), Some(b)) = (RtfFigures::of(&w.default), RtfFigures::of(&w.single)) else {
+        writeln!(out, "No segment ran.")?;
+        writeln!(out)?;
+        return Ok(());
+    };
+    let every = |run: &ThreadsRun| list3(&run.segments.iter().map(|x| x.rtf()).collect::<Vec<_>>());
+    writeln!(
+        out,
+        "| | {} threads (engine default: logical CPUs) | 1 thread |",
+        w.default.threads
+    )?;
+    writeln!(out, "|---|---|---|")?;
+    writeln!(
+        out,
+        "| **RTF: whisper wall / audio** (median) | **{:.3}** | {:.3} |",
+        a.rtf_median, b.rtf_median
+    )?;
+    writeln!(out, "| RTF min | {:.3} | {:.3} |", a.rtf_min, b.rtf_min)?;
+    writeln!(
+        out,
+        "| RTF, every segment | {} | {} |",
+        every(&w.default),
+        every(&w.single)
+    )?;
+    writeln!(
+        out,
+        "| Speed (1 / median RTF) | {} realtime | {} realtime |",
+        x(1.0, a.rtf_median),
+        x(1.0, b.rtf_median)
+    )?;
+    writeln!(
+        out,
+        "| Decode Ogg Opus -> 16 kHz PCM per segment (median) | {} (RTF {:.4}) | {} (RTF {:.4}) |",
+        ms_f(a.decode_median),
+        a.decode_rtf_median,
+        ms_f(b.decode_median),
+        b.decode_rtf_median
+    )?;
+    writeln!(
+        out,
+        "| RTF decode + whisper (what a server job spends in the engine) | {:.3} | {:.3} |",
+        a.total_median, b.total_median
+    )?;
+    writeln!(
+        out,
+        "| Model load (`WhisperTranscriber::new`) | {} | {} |",
+        s(w.default.load.as_secs_f64()),
+        s(w.single.load.as_secs_f64())
+    )?;
+    writeln!(
+        out,
+        "| RSS before load / after load | {} / {} | {} / {} |",
+        mb_u(w.default.rss_before_load),
+        mb_u(w.default.rss_after_load),
+        mb_u(w.single.rss_before_load),
+        mb_u(w.single.rss_after_load)
+    )?;
+    writeln!(
+        out,
+        "| **Peak RSS** (VmHWM of the child) | **{}** | {} |",
+        mb_u(w.default.peak_rss),
+        mb_u(w.single.peak_rss)
+    )?;
+    writeln!(out)?;
+    let spread_of = |run: &ThreadsRun| {
+        let v: Vec<f64> = run.segments.iter().map(|x| x.rtf()).collect();
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        min(&v).map_or(f64::NAN, |lo| hi / lo)
+    };
+    writeln!(
+        out,
+        "RTF max / min over the segments: {:.1} with {} threads, {:.1} with 1 thread. whisper.cpp's \
+         threads meet at a barrier at every step, so when other work on the machine takes one \
+         core, a multi-threaded run waits for its slowest thread; the single thread only loses \
+         its own share.",
+        spread_of(&w.default),
+        w.default.threads,
+        spread_of(&w.single)
+    )?;
+    writeln!(out)?;
+    let words: Vec<String> = w
+        .default
+        .segments
+        .iter()
+        .map(|x| x.text.split_whitespace().count().to_string())
+        .collect();
+    let first = w.default.segments.first().map_or("", |x| x.text.as_str());
+    let mut quote: String = first.chars().take(160).collect();
+    if first.chars().count() > 160 {
+        quote.push_str(" ...");
+    }
+    writeln!(
+        out,
+        "Output check: words per segment {}; segment 1 begins \"{}\".",
+        words.join(", "),
+        quote.replace('|', "/")
+    )?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_overload(out: &mut String, o: &OverloadResult) -> std::fmt::Result {
+    writeln!(out, "### Lag under overload")?;
+    writeln!(out)?;
+    let seg_secs = o.segment_48k as f64 / 48_000.0;
+    writeln!(
+        out,
+        "{} meetings upload {:.0} s segments in turn at {:.1} segments/s in total ({:.2} s apart \
+         per meeting) for {} s, into an in-process chronote-server whose engine takes L = {} ms \
+         per segment with transcribe concurrency C = {} ({} workers, no rate limits): capacity \
+         C / L = {:.1} segments/s, so arrivals are {:.1}x capacity. `GET /v1/queue` every {} ms. \
+         Time is compressed: a meeting sends 30 s of audio every {:.2} s, so lag is in seconds \
+         of audio (backlog x {:.0} s).",
+        o.meetings,
+        seg_secs,
+        o.arrival_rate,
+        o.meetings as f64 / o.arrival_rate,
+        o.duration.as_secs(),
+        o.latency.as_millis(),
+        o.concurrency,
+        o.workers,
+        o.capacity,
+        o.arrival_rate / o.capacity,
+        o.samples
+            .windows(2)
+            .next()
+            .map_or(500, |w| (w[1].at - w[0].at).as_millis()),
+        o.meetings as f64 / o.arrival_rate,
+        seg_secs
+    )?;
+    writeln!(out)?;
+    let wall = o.arrival_wall.as_secs_f64();
+    let end = &o.end;
+    let expected_depth = o.uploaded as f64 - o.capacity * wall;
+    writeln!(out, "| At the end of the arrivals | |")?;
+    writeln!(out, "|---|---|")?;
+    writeln!(
+        out,
+        "| Segments uploaded (confirmed) / received by the server | {} / {} |",
+        o.uploaded,
+        end.received()
+    )?;
+    writeln!(
+        out,
+        "| Arrivals, first scheduled to last confirmed | {} ({} upload(s) started over one interval late) |",
+        s(wall),
+        o.late_uploads
+    )?;
+    writeln!(
+        out,
+        "| Transcribed | {} ({:.1} segments/s, capacity {:.1}) |",
+        end.transcribed(),
+        end.transcribed() as f64 / wall,
+        o.capacity
+    )?;
+    writeln!(
+        out,
+        "| **Queue depth** (transcribe jobs queued + running) | **{}** |",
+        end.depth
+    )?;
+    writeln!(
+        out,
+        "| Expected depth: arrivals - capacity x time = {} - {:.1} x {:.2} | {:.0} |",
+        o.uploaded, o.capacity, wall, expected_depth
+    )?;
+    if let Some((lo, mid, hi)) = lag_stats(end) {
+        writeln!(
+            out,
+            "| **Per-meeting lag** min / median / max | **{lo:.0} / {mid:.0} / {hi:.0} s** |"
+        )?;
+        writeln!(out, "| Spread max / min | {} |", spread(lo, hi))?;
+    }
+    writeln!(
+        out,
+        "| Backlog spread (largest - smallest, segments) | {} |",
+        end.backlog_spread()
+    )?;
+    let worst = o
+        .samples
+        .iter()
+        .map(Sample::backlog_spread)
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "| Largest backlog spread in any sample | {worst} segment(s) |"
+    )?;
+    writeln!(
+        out,
+        "| After the arrivals: every segment transcribed | {} of {} in {} |",
+        o.transcribed_after_drain,
+        o.uploaded,
+        s(o.drain.as_secs_f64())
+    )?;
+    writeln!(out)?;
+    let served = end.transcribed() as f64 / wall;
+    if served > 0.0 {
+        writeln!(
+            out,
+            "The provider took {served:.1} segments/s against C / L = {:.1}: each of the C \
+             slots was busy {:.0} ms per segment, L plus the claim and the segment read, which \
+             a worker does while holding its slot. Depth above the C / L expectation is that \
+             difference.",
+            o.capacity,
+            o.concurrency as f64 / served * 1000.0
+        )?;
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "| Meeting | Received | Transcribed | Backlog | Lag (s of audio) |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|")?;
+    for m in &end.meetings {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} |",
+            m.recording_id, m.received, m.transcribed, m.backlog, m.lag_seconds
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Over time (every 2 s of the samples):")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| t | Received | Transcribed | Depth | Lag min / median / max (s) | Backlog spread |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    let step = o.samples.windows(2).next().map_or(4, |w| {
+        let gap = (w[1].at - w[0].at).as_millis().max(1);
+        (2000 / gap).max(1) as usize
+    });
+    let rows = o
+        .samples
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % step == 0)
+        .map(|(_, s)| (String::new(), s))
+        .chain(std::iter::once(("end of arrivals, ".to_string(), end)));
+    for (label, sample) in rows {
+        let lags = lag_stats(sample).map_or("n/a".into(), |(lo, mid, hi)| {
+            format!("{lo:.0} / {mid:.0} / {hi:.0}")
+        });
+        writeln!(
+            out,
+            "| {label}{:.1} s | {} | {} | {} | {} | {} |",
+            sample.at.as_secs_f64(),
+            sample.received(),
+            sample.transcribed(),
+            sample.depth,
+            lags,
+            sample.backlog_spread()
+        )?;
+    }
+    writeln!(out)?;
+    let problems = end.received() != o.uploaded || o.transcribed_after_drain != o.uploaded;
+    if problems {
+        writeln!(
+            out,
+            "**Output check failed**: {} uploaded, {} received, {} transcribed after the drain.",
+            o.uploaded,
+            end.received(),
+            o.transcribed_after_drain
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Output check: every uploaded segment was received and, once the arrivals stopped, \
+             transcribed; nothing was dropped."
+        )?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_issue4_method(out: &mut String, report: &Report) -> std::fmt::Result {
+    writeln!(out, "### Method")?;
+    writeln!(out)?;
+    let mut notes: Vec<String> = Vec::new();
+    if report.scheduler.is_some() {
+        notes.push(
+            "Scheduler, queue: the ingest benchmark's real 30 s segment (noise and tones, \
+             24 kbit/s) uploaded over tus (creation-with-upload, 16 in flight) into every slot \
+             of 10 recordings, round by round, to a chronote-server with no engine, so every \
+             segment's transcription job waits as `queued`; the server is then stopped. Each \
+             run starts a server with the engine on a copy of that data directory (database \
+             copied, blobs hard-linked) in the same temporary directory, after `sync`."
+                .into(),
+        );
+        notes.push(
+            "Scheduler, timing: from just before `chronote_server::bind` (its workers start \
+             inside it and claim at once) until `GET /v1/queue` reports every transcription job \
+             `done` (read every 5 ms once the engine has seen every job; before that a 1 ms \
+             check of the engine's call counter, so polling does not load the server). Engine: \
+             `FixedLatency::new(Duration::ZERO)` wrapped to count calls and time spent inside \
+             them. Limits: transcribe concurrency = workers, requests and audio seconds per \
+             minute unlimited (the defaults, 500 requests per minute, would be the bottleneck); \
+             no summarizer, so rolling-summary jobs are queued after each 10 min window but not \
+             run. Every other setting is the default: lease 60 s (no renewal happens), \
+             `synchronous=FULL`. CPU per job is getrusage(RUSAGE_SELF) over the drain (server, \
+             runtime and the check loop) / jobs."
+                .into(),
+        );
+        notes.push(
+            "Per job, the server claims (one transaction: pick the meeting after the \
+             round-robin cursor, its oldest job, set the lease), reads the segment's row, blob \
+             and the previous segment's transcript, calls the engine, commits the transcript \
+             and the job's state in one transaction, then recomputes the meeting's progress to \
+             decide on a rolling summary. Worker time per job is workers x wall / jobs: how long \
+             each job occupied a worker from claim to commit, including waits for the \
+             database's single connection; overhead = that minus the engine's time."
+                .into(),
+        );
+        notes.push(
+            "Bare SQLite baseline: one rusqlite connection with the server's settings (WAL, \
+             `synchronous=FULL`) in the same temporary directory, a jobs table with the same \
+             number of queued rows, and per job the two commits a fenced job needs at the \
+             least: a claim (UPDATE state and lease) and a result (INSERT the transcript row, \
+             UPDATE the job done), one job after the other. An untimed pass over as many jobs \
+             comes first, so the WAL file has grown to its working size as the server's has; \
+             commits that grow the file cost several times more here. It has no HTTP, no blob read, no \
+             scheduling query and no progress computation, so it is the bound the durable \
+             commits alone set, not an alternative implementation."
+                .into(),
+        );
+    }
+    if report.whisper.is_some() {
+        notes.push(
+            "Whisper: consecutive 30 s pieces of the issue 2 espeak-ng speech (16 kHz mono, \
+             generated with sox, cached) encoded by chronote-encode's `SegmentWriter` with the \
+             recorder's defaults and sealed. A child process (hidden `whisper-child` \
+             subcommand) per thread setting loads the model with \
+             `WhisperTranscriber::new(WhisperConfig)` (one state, language `en`, the server's \
+             greedy parameters), then per segment times \
+             `chronote_transcribe::opus_pcm::decode_16k_mono` (decode) and \
+             `WhisperTranscriber::transcribe_pcm` (whisper) separately, one segment after the \
+             other. RTF = whisper wall time / audio duration (below 1 is faster than real \
+             time). Peak RSS is VmHWM of the child at the end (model, state, buffers, the \
+             encoded segments). MB = 10^6 bytes."
+                .into(),
+        );
+    }
+    if report.overload.is_some() {
+        notes.push(
+            "Overload: one chronote-server in this process with a `FixedLatency` engine (sleeps \
+             L, then answers), transcribe concurrency C, 2 x C workers (a worker committing a \
+             result does not hold a provider slot, so the provider stays busy), no rate limits, \
+             no summarizer. Arrival k goes to meeting k mod 10 at t0 + k / rate, each upload \
+             its own task (creation-with-upload of the ingest segment, sequence k / 10, back to \
+             back on the meeting's timeline); an upload that could not start within one \
+             arrival interval of its time is counted as late. Lag and backlog per meeting are \
+             the server's own figures from `GET /v1/queue` (end of received audio minus end of \
+             contiguous transcribed audio; segments waiting); depth is transcription jobs \
+             queued plus running. After the arrivals the benchmark waits until every job is \
+             done."
+                .into(),
+        );
+    }
+    notes.push(
+        "The machine may be shared with other work; the load average at start is in the run \
+         line above. Client, server and engine share the machine's cores."
+            .into(),
+    );
     for note in notes {
         writeln!(out, "- {note}")?;
     }
