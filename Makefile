@@ -68,7 +68,8 @@ lint:
 run: build
 	$(CHRONOTE) record $(ARGS)
 
-bench: deps
+# The whisper benchmark needs the model, which `make model` installs (after a debug build).
+bench: deps model
 	$(CARGO) run --release --locked -p chronote-bench -- --write docs/BENCHMARKS.md
 
 soak:
