@@ -421,3 +421,46 @@ fn upload_to_an_unreachable_server_fails_clearly_after_its_timeout() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn record_with_a_rejected_token_keeps_the_audio_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(&dir.path().join("server"));
+    let input = speech(dir.path(), 40);
+    let spool = dir.path().join("spool");
+    let out = chronote()
+        .args(["record", "--json", "--min-free-bytes", "0"])
+        .args(["--segment-secs", "10", "--upload-wait", "3"])
+        .args(["--server", &server.url, "--token", "cht_not_a_token"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--spool")
+        .arg(&spool)
+        .output()
+        .expect("run chronote record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("saved in the spool"), "{stderr}");
+    assert!(
+        stderr.contains("run `chronote upload` to finish"),
+        "{stderr}"
+    );
+    // The summary still reports what was recorded, and every segment waits in the spool.
+    let s = summary(&out);
+    let segments = u(&s["segments"]);
+    assert!((4..=5).contains(&segments), "{segments} segments");
+    assert_eq!(u(&s["pending_segments"]), segments);
+    let id = s["recording_id"].as_str().expect("recording id");
+    assert_eq!(
+        segment_states(&spool, id),
+        [
+            format!("sealed={segments}"),
+            "uploading=0".into(),
+            "uploaded=0".into(),
+            "acknowledged=0".into(),
+            "evicted=0".into()
+        ]
+    );
+    assert_eq!(server.counts(), (0, 0), "nothing reached the server");
+}

@@ -147,10 +147,30 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("chronote: error: {err:#}");
+            eprintln!("chronote: error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the message before
+/// it already contains: many error types include their source in their own message, and
+/// `{:#}` would then print it twice.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !last.is_empty() && last.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
 }
 
 pub(crate) fn open_spool(args: &SpoolArgs) -> Result<Spool> {
@@ -231,6 +251,7 @@ fn record(args: RecordArgs) -> Result<()> {
     }
     let recording_id = recorder.recording_id().to_string();
     let summary = recorder.wait()?;
+    let uploading = upload.is_some();
     let counts = match upload.take() {
         Some(up) => up.finish(&out, &spool)?,
         None => upload_cmd::counts(&spool, &recording_id, false)?,
@@ -250,6 +271,15 @@ fn record(args: RecordArgs) -> Result<()> {
                 counts.uploaded_segments, counts.pending_segments
             );
         }
+    }
+    // The audio is safe in the spool either way, but a script that asked for an upload must
+    // be able to tell that it did not finish.
+    if uploading && counts.pending_segments > 0 {
+        bail!(
+            "the recording is saved in the spool, but {} segment(s) were not uploaded: \
+             run `chronote upload` to finish",
+            counts.pending_segments
+        );
     }
     Ok(())
 }

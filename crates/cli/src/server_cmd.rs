@@ -120,6 +120,18 @@ fn transcriber(args: &ServerArgs) -> Result<(Option<Engine>, Option<usize>)> {
             // A server that works with no setup: the embedded engine once its model is there.
             None => match whisper_model_path(args, &env) {
                 Ok((path, _)) if path.is_file() => Some(TranscriberKind::Whisper),
+                // A model the user named must be there; only the default location may be empty.
+                Ok((path, source)) if source != ModelSource::Default => {
+                    bail!(
+                        "no Whisper model at {} (from {}): point it at a whisper.cpp ggml model, run \
+                         `chronote model install` for the default one, or pass --transcriber none",
+                        path.display(),
+                        match source {
+                            ModelSource::Flag => "--whisper-model",
+                            _ => model::MODEL_ENV,
+                        }
+                    )
+                }
                 _ => None,
             },
         },
@@ -318,7 +330,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             let (transcriber, whisper_states) = transcriber(&args)?;
             if transcriber.is_none() {
                 tracing::warn!(
-                    "no transcriber (no --transcriber, and no Whisper model installed: run \
+                    "no transcriber (--transcriber none, or no Whisper model installed: run \
                      `chronote model install`): received segments wait in the queue untranscribed"
                 );
             }
