@@ -93,8 +93,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 }
 
 fn check_time(field: &str, value: &str) -> Result<(), ApiError> {
+    parse_time(field, value).map(|_| ())
+}
+
+fn parse_time(field: &str, value: &str) -> Result<time::OffsetDateTime, ApiError> {
     time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map(|_| ())
         .map_err(|_| ApiError::bad_request(format!("{field} must be an RFC 3339 time")))
 }
 
@@ -292,7 +295,16 @@ async fn stop(
 ) -> Result<Response, ApiError> {
     let mut rec = load(&state, owner, id).await?;
     let req: StopRequest = parse_json(&body)?;
-    check_time("ended_at", &req.ended_at)?;
+    let ended = parse_time("ended_at", &req.ended_at)?;
+    // A stored started_at was checked at creation; an unparsable one cannot be compared.
+    if let Ok(started) = parse_time("started_at", &rec.started_at)
+        && ended < started
+    {
+        return Err(ApiError::bad_request(format!(
+            "ended_at {} is before the recording's started_at {}",
+            req.ended_at, rec.started_at
+        )));
+    }
     if req.final_sequences.len() > 64
         || !req.final_sequences.keys().all(|t| valid_name(t))
         || req
@@ -303,6 +315,31 @@ async fn stop(
         return Err(ApiError::bad_request(format!(
             "final_sequences: at most 64 valid track names, sequences up to {MAX_SEQUENCE}"
         )));
+    }
+    if rec.final_sequences.is_none() {
+        // Final sequences below what was already received would disown received audio.
+        let key = rec.id.clone();
+        let segments = state.db(move |db| db.segments(owner.0, &key)).await?;
+        for (track, last) in &req.final_sequences {
+            let received = segments
+                .iter()
+                .filter(|s| &s.track == track)
+                .map(|s| s.sequence)
+                .max();
+            let below = match (last, received) {
+                (Some(last), Some(received)) => received > *last,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if below {
+                return Err(ApiError::conflict(format!(
+                    "final_sequences: track {track} already has segment {} on the server, \
+                     past the final sequence given ({})",
+                    received.unwrap_or_default(),
+                    last.map_or("none".to_string(), |l| l.to_string())
+                )));
+            }
+        }
     }
     match &rec.final_sequences {
         Some(existing) => {

@@ -406,3 +406,44 @@ async fn stop_and_status_compute_missing_sequences() {
     let bad = json!({"final_sequences": {"me": -1}, "ended_at": "2026-01-02T04:00:00Z"});
     assert_eq!(post_json(&s, "/v1/recordings/rec/stop", &bad).await.0, 400);
 }
+
+#[tokio::test]
+async fn stop_rejects_an_end_before_the_start_and_finals_below_received_segments() {
+    let s = Srv::start().await;
+    s.recording("rec").await;
+    for seq in [0, 1, 2] {
+        let (file, len48) = segment("rec", "me", seq, 30);
+        assert_eq!(
+            upload_segment(&s, "rec", "me", seq, &file, len48)
+                .await
+                .status(),
+            201
+        );
+    }
+    // started_at is 2026-01-02T03:04:05Z (recording_body).
+    let early =
+        json!({"final_sequences": {"me": 2, "others": null}, "ended_at": "2026-01-02T03:04:04Z"});
+    let (code, body) = post_json(&s, "/v1/recordings/rec/stop", &early).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["error"],
+        "ended_at 2026-01-02T03:04:04Z is before the recording's started_at 2026-01-02T03:04:05Z"
+    );
+    let low =
+        json!({"final_sequences": {"me": 1, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
+    let (code, body) = post_json(&s, "/v1/recordings/rec/stop", &low).await;
+    assert_eq!(code, 409);
+    assert_eq!(
+        body["error"],
+        "final_sequences: track me already has segment 2 on the server, past the final sequence given (1)"
+    );
+    let none = json!({"final_sequences": {"me": null, "others": null}, "ended_at": "2026-01-02T04:00:00Z"});
+    assert_eq!(post_json(&s, "/v1/recordings/rec/stop", &none).await.0, 409);
+    // Nothing of the refused stops was kept: the recording is still recording.
+    assert_eq!(status(&s, "rec").await["state"], "recording");
+    let ok =
+        json!({"final_sequences": {"me": 2, "others": null}, "ended_at": "2026-01-02T03:04:05Z"});
+    let (code, st) = post_json(&s, "/v1/recordings/rec/stop", &ok).await;
+    assert_eq!(code, 200);
+    assert_eq!(st["state"], "complete");
+}
