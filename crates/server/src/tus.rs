@@ -297,45 +297,80 @@ struct Received {
     ending: Ending,
 }
 
+/// A parsed `Upload-Checksum` and its text (kept for the blob's `.pending` record).
+struct Checksum {
+    expected: Expected,
+    header: String,
+}
+
+fn parse_checksum(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
+    header_str(headers, &UPLOAD_CHECKSUM)?
+        .map(|v| {
+            let expected = Expected::parse(v)?;
+            // Parsed, so this is `<algorithm> <base64 of a digest of at most 32 bytes>`; the
+            // normal form keeps the `.pending` record short whatever spacing the client sent.
+            let digest = v.trim().split_once(' ').map_or("", |(_, d)| d.trim());
+            Ok(Checksum {
+                header: format!("{} {digest}", expected.algorithm()),
+                expected,
+            })
+        })
+        .transpose()
+}
+
 /// Streams `body` into upload `id` from offset `start` and stores the new offset.
 ///
-/// Without a checksum, bytes go straight to the blob and count even if the body breaks off.
-/// With one, they go to a staging file appended to the blob only after the digest matched.
-/// A body passing `limit` is cut back to `start`. The blob is fdatasynced before the offset
-/// is stored, so an offset the client was told is durable.
+/// Bytes go straight into the blob at `start`. Without a checksum they count even if the body
+/// breaks off. With one they are hashed on the way and count only if the whole body arrived
+/// and its digest matched; otherwise the blob is cut back to `start`. Before the first of those
+/// bytes lands, the blob store durably records that they are unverified (see `blobs`), so a
+/// crash mid-body cannot make them count either. A body passing `limit` is cut back to `start`.
+/// The blob is fdatasynced once, before the offset is stored, so an offset the client was told
+/// is durable.
 async fn receive(
     state: &AppState,
     guard: &mut UploadGuard,
     upload: &UploadRow,
     limit: u64,
-    checksum: Option<Expected>,
+    checksum: Option<Checksum>,
     body: Body,
 ) -> Result<Received, ApiError> {
     let start = upload.offset;
     let id = upload.id.clone();
     // The blob may hold bytes past the stored offset if storing the offset failed after an
-    // append; those were never counted, so they go.
+    // append, or a checksummed body was cut; those were never counted, so they go.
     let key = id.clone();
+    let pending = checksum.as_ref().map(|c| c.header.clone());
     state
-        .blocking(move |_, blobs| match blobs.len(&key)? {
-            None => blobs.create(&key),
-            Some(len) if len > start => blobs.truncate(&key, start),
-            Some(len) if len < start => Err(ServerError::Corrupt(format!(
-                "upload {key}: blob has {len} bytes, offset says {start}"
-            ))),
-            Some(_) => Ok(()),
+        .blocking(move |_, blobs| {
+            match blobs.len(&key)? {
+                None => blobs.create(&key)?,
+                Some(len) if len > start => blobs.truncate(&key, start)?,
+                Some(len) if len < start => {
+                    return Err(ServerError::Corrupt(format!(
+                        "upload {key}: blob has {len} bytes, offset says {start}"
+                    )));
+                }
+                Some(_) => {}
+            }
+            match pending {
+                Some(header) => blobs.begin_unverified(&key, start, &header),
+                None => blobs.clear_unverified(&key),
+            }
         })
         .await?;
 
-    let mut sink = if checksum.is_some() {
-        state.blobs.staging(&id).await?
-    } else {
-        state.blobs.appender(&id).await?
+    let (expected, hasher) = match checksum {
+        Some(c) => {
+            let hasher = c.expected.hasher();
+            (Some(c.expected), Some(hasher))
+        }
+        None => (None, None),
     };
-    let mut hasher = checksum.as_ref().map(Expected::hasher);
+    let mut sink = state.blobs.body_writer(&id, start, hasher);
     let idle: Duration = state.config.body_idle_timeout;
     let mut stream = body.into_data_stream();
-    let mut written = 0u64;
+    let mut sent = 0u64;
     let mut ending = loop {
         // Data that is already there is taken first: a writer that is making progress
         // finishes its chunk, and the interruption lands as soon as its body stalls.
@@ -348,54 +383,49 @@ async fn receive(
             Err(_) => break Ending::IdleTimeout,
             Ok(None) => break Ending::Complete,
             Ok(Some(Err(e))) => {
-                tracing::debug!(upload = %id, error = %e, written, "request body broke off");
+                tracing::debug!(upload = %id, error = %e, sent, "request body broke off");
                 break Ending::ClientGone;
             }
             Ok(Some(Ok(bytes))) => {
-                if start + written + bytes.len() as u64 > limit {
+                if start + sent + bytes.len() as u64 > limit {
                     break Ending::TooLarge;
                 }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&bytes);
+                sent += bytes.len() as u64;
+                if sink.write(bytes).await.is_err() {
+                    // The writer failed; finishing below reports its error.
+                    break Ending::ClientGone;
                 }
-                sink.write(&bytes).await?;
-                written += bytes.len() as u64;
             }
         }
     };
-    sink.finish(true).await?;
+    // Bytes that may be kept are made durable; the others are cut below.
+    let keep = match &expected {
+        Some(_) => ending == Ending::Complete,
+        None => ending != Ending::TooLarge,
+    };
+    let written = sink.finish(keep).await?;
 
-    let key = id.clone();
-    let appended = match (checksum, hasher) {
+    let appended = match (expected, written.hasher) {
         (Some(expected), Some(hasher)) if ending == Ending::Complete => {
             if expected.matches(hasher) {
-                state
-                    .blocking(move |_, blobs| blobs.commit_staged(&key))
-                    .await?
+                written.bytes
             } else {
                 tracing::info!(upload = %id, algorithm = expected.algorithm(), "checksum mismatch, chunk discarded");
                 ending = Ending::ChecksumMismatch;
-                state
-                    .blocking(move |_, blobs| blobs.discard_staged(&key))
-                    .await?;
                 0
             }
         }
-        (Some(_), _) => {
-            // An unverifiable partial chunk is worth nothing.
-            state
-                .blocking(move |_, blobs| blobs.discard_staged(&key))
-                .await?;
-            0
-        }
-        (None, _) if ending == Ending::TooLarge => {
-            state
-                .blocking(move |_, blobs| blobs.truncate(&key, start))
-                .await?;
-            0
-        }
-        (None, _) => written,
+        // An unverifiable partial chunk is worth nothing; so is a body over the limit.
+        (Some(_), _) => 0,
+        (None, _) if ending == Ending::TooLarge => 0,
+        (None, _) => written.bytes,
     };
+    if appended == 0 && written.bytes > 0 {
+        let key = id.clone();
+        state
+            .blocking(move |_, blobs| blobs.truncate(&key, start))
+            .await?;
+    }
     if appended > 0 {
         let offset = start + appended;
         let expires = now_ms().saturating_add(expiration_ms(state));
@@ -476,9 +506,7 @@ async fn patch_inner(
     }
     let offset = header_u64(&headers, &UPLOAD_OFFSET)?
         .ok_or_else(|| ApiError::bad_request("PATCH needs Upload-Offset"))?;
-    let checksum = header_str(&headers, &UPLOAD_CHECKSUM)?
-        .map(Expected::parse)
-        .transpose()?;
+    let checksum = parse_checksum(&headers)?;
     let content_length = header_u64(&headers, &header::CONTENT_LENGTH)?;
     let new_length = header_u64(&headers, &UPLOAD_LENGTH)?;
 
@@ -600,9 +628,7 @@ async fn create_inner(
             format!("a creation request with a body needs Content-Type: {OFFSET_STREAM}"),
         ));
     }
-    let checksum = header_str(&headers, &UPLOAD_CHECKSUM)?
-        .map(Expected::parse)
-        .transpose()?;
+    let checksum = parse_checksum(&headers)?;
     let limit = length.unwrap_or(max);
     if header_u64(&headers, &header::CONTENT_LENGTH)?.is_some_and(|n| n > limit) {
         return Err(ApiError::new(

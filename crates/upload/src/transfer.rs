@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::UploadError;
 use crate::retry::Backoff;
-use crate::tus::TusClient;
+use crate::tus::{Chunk, TusClient};
 
 /// Where a transfer records what the server confirmed, so a crash can resume exactly.
 pub trait Journal {
@@ -93,11 +93,12 @@ pub async fn transfer(
     let mut failures = 0u32;
     let mut rejections = 0u32;
     let mut best = 0u64;
+    let mut ahead: Option<Prefetch> = None;
     loop {
         if *abort.borrow() {
             return Err(UploadError::Aborted);
         }
-        let step = step(tus, spec, limits, journal, &mut url, &mut known).await;
+        let step = step(tus, spec, limits, journal, &mut url, &mut known, &mut ahead).await;
         let err = match step {
             Ok(Step::Done(receipt)) => {
                 // `url` is always set once a step completed the upload.
@@ -179,6 +180,52 @@ pub async fn transfer(
     }
 }
 
+/// The next chunk, read and hashed on a blocking thread while the current one is sent.
+struct Prefetch {
+    offset: u64,
+    len: u64,
+    task: tokio::task::JoinHandle<Result<Chunk, UploadError>>,
+}
+
+impl Prefetch {
+    fn start(
+        tus: &TusClient,
+        spec: &TransferSpec,
+        limits: &TransferLimits,
+        offset: u64,
+    ) -> Option<Prefetch> {
+        if offset >= spec.length {
+            return None;
+        }
+        let len = (spec.length - offset).min(limits.chunk_bytes);
+        let path = spec.path.clone();
+        let hash = tus.checksum();
+        let task = tokio::task::spawn_blocking(move || {
+            read_chunk(&path, offset, len).map(|data| Chunk::new(data, hash))
+        });
+        Some(Prefetch { offset, len, task })
+    }
+
+    /// The chunk at `offset` of `len` bytes: the one read ahead if it is that one.
+    async fn take(
+        ahead: &mut Option<Prefetch>,
+        tus: &TusClient,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<Chunk, UploadError> {
+        if let Some(p) = ahead.take()
+            && p.offset == offset
+            && p.len == len
+            && let Ok(chunk) = p.task.await
+        {
+            return chunk;
+        }
+        // Not read ahead (or the read-ahead thread died): read it now.
+        Ok(Chunk::new(read_chunk(path, offset, len)?, tus.checksum()))
+    }
+}
+
 enum Step {
     /// The server confirmed this offset (the upload is not complete); `sent` if a PATCH did.
     At {
@@ -195,6 +242,7 @@ async fn step(
     journal: &mut dyn Journal,
     url: &mut Option<Url>,
     known: &mut Option<u64>,
+    ahead: &mut Option<Prefetch>,
 ) -> Result<Step, UploadError> {
     let Some(current) = url.clone() else {
         let body = if spec.confirm_only || spec.length == 0 || !tus.creation_with_upload() {
@@ -207,6 +255,9 @@ async fn step(
             )?)
         };
         let body_sent = body.is_some();
+        if let Some(b) = &body {
+            *ahead = Prefetch::start(tus, spec, limits, b.len() as u64);
+        }
         let created = tus.create(spec.length, &spec.metadata, body).await?;
         let what = format!("POST {}", tus.files_url());
         let offset = check_offset(created.offset.unwrap_or(0), spec.length, &what)?;
@@ -243,8 +294,9 @@ async fn step(
         }
         Some(offset) => {
             let n = (spec.length - offset).min(limits.chunk_bytes);
-            let body = read_chunk(&spec.path, offset, n)?;
-            let patched = tus.patch(&current, offset, body).await?;
+            let chunk = Prefetch::take(ahead, tus, &spec.path, offset, n).await?;
+            *ahead = Prefetch::start(tus, spec, limits, offset + n);
+            let patched = tus.patch_chunk(&current, offset, chunk).await?;
             let what = format!("PATCH {current}");
             let new = check_offset(patched.offset, spec.length, &what)?;
             if new < offset || new > offset + n {
@@ -317,14 +369,17 @@ pub fn read_chunk(path: &Path, offset: u64, len: u64) -> Result<Bytes, UploadErr
         path: path.to_path_buf(),
         detail: format!("chunk of {len} bytes does not fit in memory"),
     })?;
-    let mut buf = vec![0u8; len];
-    file.read_exact(&mut buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => UploadError::LocalMismatch {
+    // Read into spare capacity: no zeroing of a buffer the file overwrites anyway.
+    let mut buf = Vec::with_capacity(len);
+    file.take(len as u64)
+        .read_to_end(&mut buf)
+        .map_err(file_err)?;
+    if buf.len() < len {
+        return Err(UploadError::LocalMismatch {
             path: path.to_path_buf(),
             detail: format!("shorter than {} bytes", offset + len as u64),
-        },
-        _ => file_err(e),
-    })?;
+        });
+    }
     Ok(Bytes::from(buf))
 }
 

@@ -69,6 +69,21 @@ pub struct Patched {
     pub receipt: Option<String>,
 }
 
+/// A PATCH body and, when computed ahead, its sha256.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub data: Bytes,
+    pub sha256: Option<Vec<u8>>,
+}
+
+impl Chunk {
+    /// `data`, hashed now if `hash`.
+    pub fn new(data: Bytes, hash: bool) -> Chunk {
+        let sha256 = hash.then(|| Sha256::digest(&data).to_vec());
+        Chunk { data, sha256 }
+    }
+}
+
 /// A tus endpoint (the creation URL, e.g. `https://host/files/`) with optional bearer auth.
 #[derive(Debug, Clone)]
 pub struct TusClient {
@@ -214,13 +229,33 @@ impl TusClient {
         })
     }
 
-    pub async fn patch(&self, url: &Url, offset: u64, body: Bytes) -> Result<Patched, UploadError> {
+    /// Whether PATCH and creation bodies carry `Upload-Checksum: sha256`.
+    pub fn checksum(&self) -> bool {
+        self.checksum
+    }
+
+    /// PATCH with `chunk` as the body; its sha256 may already be known (hashed ahead, while
+    /// the previous chunk was on the wire), else it is computed here if checksums are on.
+    pub async fn patch_chunk(
+        &self,
+        url: &Url,
+        offset: u64,
+        chunk: Chunk,
+    ) -> Result<Patched, UploadError> {
+        let Chunk { data: body, sha256 } = chunk;
         let what = format!("PATCH {url} at {offset} ({} bytes)", body.len());
         let req = self
             .request(Method::PATCH, url, body.len())
             .header("Upload-Offset", offset)
             .header("Content-Type", OFFSET_STREAM);
-        let req = self.with_checksum(req, &body).body(body);
+        let req = match sha256 {
+            Some(digest) if self.checksum => req.header(
+                "Upload-Checksum",
+                format!("sha256 {}", BASE64.encode(digest)),
+            ),
+            _ => self.with_checksum(req, &body),
+        };
+        let req = req.body(body);
         let resp = send(req, &what).await?;
         let resp = expect(resp, &[StatusCode::NO_CONTENT, StatusCode::OK], &what).await?;
         let h = resp.headers();
