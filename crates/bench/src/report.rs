@@ -1007,9 +1007,11 @@ fn write_issue3_method(out: &mut String, report: &Report) -> std::fmt::Result {
         notes.push(
             "Goodput, tus side: `chronote_upload::upload_file` (the tus transfer engine the \
              uploader uses, without the spool) with its default options: OPTIONS, then \
-             creation-with-upload and PATCHes of its default chunk size, each read from the \
-             file, sha256 `Upload-Checksum` on every request since the server offers it; the \
-             server appends each body to the upload's blob, fdatasyncs it and commits the \
+             creation-with-upload and PATCHes of its default chunk size, each read (and its \
+             checksum computed) ahead on another thread while the previous one is sent, with a \
+             crc32 `Upload-Checksum` on every request (the cheapest algorithm the server \
+             offers; the server verifies it before keeping the bytes); the \
+             server writes each body straight into the upload's blob, fdatasyncs it and commits the \
              offset to SQLite before answering, and fsyncs the file and its directory at \
              completion. Timed from the call to its return; a HEAD afterwards confirms the \
              offset and a DELETE (not timed) frees the disk."

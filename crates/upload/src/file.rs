@@ -108,7 +108,7 @@ async fn discover(
     loop {
         match tus.options().await {
             Ok(caps) => {
-                tus.set_checksum(caps.checksum_sha256());
+                tus.set_checksum_algorithm(caps.fastest_checksum());
                 tus.set_creation_with_upload(caps.has_extension("creation-with-upload"));
                 return Ok(());
             }

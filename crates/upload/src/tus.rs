@@ -37,11 +37,51 @@ impl Capabilities {
     /// Only send `Upload-Checksum` to servers that announce sha256: a server without the
     /// checksum extension may reject an unknown header or, worse, ignore a mismatch silently.
     pub fn checksum_sha256(&self) -> bool {
+        self.offers_checksum("sha256")
+    }
+
+    /// The cheapest per-request checksum the server offers: crc32 (several GB/s with
+    /// hardware support), else sha256. A per-request checksum only guards the transfer; a
+    /// segment's end-to-end check is its sha256 in the metadata, verified at completion.
+    pub fn fastest_checksum(&self) -> Option<ChecksumAlgorithm> {
+        if self.offers_checksum("crc32") {
+            Some(ChecksumAlgorithm::Crc32)
+        } else if self.offers_checksum("sha256") {
+            Some(ChecksumAlgorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    fn offers_checksum(&self, algorithm: &str) -> bool {
         self.has_extension("checksum")
             && self
                 .checksum_algorithms
                 .iter()
-                .any(|a| a.eq_ignore_ascii_case("sha256"))
+                .any(|a| a.eq_ignore_ascii_case(algorithm))
+    }
+}
+
+/// An `Upload-Checksum` algorithm this client can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    Sha256,
+    /// IEEE CRC-32, sent as its 4-byte big-endian value.
+    Crc32,
+}
+
+impl ChecksumAlgorithm {
+    /// The `Upload-Checksum` value for `data`: the algorithm and base64 of the raw digest.
+    pub fn header_value(self, data: &[u8]) -> String {
+        match self {
+            ChecksumAlgorithm::Sha256 => format!("sha256 {}", BASE64.encode(Sha256::digest(data))),
+            ChecksumAlgorithm::Crc32 => {
+                format!(
+                    "crc32 {}",
+                    BASE64.encode(crc32fast::hash(data).to_be_bytes())
+                )
+            }
+        }
     }
 }
 
@@ -69,18 +109,18 @@ pub struct Patched {
     pub receipt: Option<String>,
 }
 
-/// A PATCH body and, when computed ahead, its sha256.
+/// A PATCH body and, when computed ahead, its `Upload-Checksum` value.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub data: Bytes,
-    pub sha256: Option<Vec<u8>>,
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
 }
 
 impl Chunk {
-    /// `data`, hashed now if `hash`.
-    pub fn new(data: Bytes, hash: bool) -> Chunk {
-        let sha256 = hash.then(|| Sha256::digest(&data).to_vec());
-        Chunk { data, sha256 }
+    /// `data`, with its checksum computed now when an algorithm is given.
+    pub fn new(data: Bytes, algorithm: Option<ChecksumAlgorithm>) -> Chunk {
+        let checksum = algorithm.map(|a| (a, a.header_value(&data)));
+        Chunk { data, checksum }
     }
 }
 
@@ -91,7 +131,7 @@ pub struct TusClient {
     files_url: Url,
     token: Option<String>,
     request_timeout: Duration,
-    checksum: bool,
+    checksum: Option<ChecksumAlgorithm>,
     creation_with_upload: bool,
 }
 
@@ -107,7 +147,7 @@ impl TusClient {
             files_url,
             token,
             request_timeout,
-            checksum: false,
+            checksum: None,
             creation_with_upload: true,
         }
     }
@@ -118,7 +158,12 @@ impl TusClient {
 
     /// Turns `Upload-Checksum: sha256` on PATCH and creation bodies on or off.
     pub fn set_checksum(&mut self, on: bool) {
-        self.checksum = on;
+        self.checksum = on.then_some(ChecksumAlgorithm::Sha256);
+    }
+
+    /// Sends `Upload-Checksum` with `algorithm`, or none.
+    pub fn set_checksum_algorithm(&mut self, algorithm: Option<ChecksumAlgorithm>) {
+        self.checksum = algorithm;
     }
 
     /// Whether a creation request may carry the first chunk (the server announced
@@ -229,8 +274,8 @@ impl TusClient {
         })
     }
 
-    /// Whether PATCH and creation bodies carry `Upload-Checksum: sha256`.
-    pub fn checksum(&self) -> bool {
+    /// The `Upload-Checksum` algorithm of PATCH and creation bodies, if any.
+    pub fn checksum(&self) -> Option<ChecksumAlgorithm> {
         self.checksum
     }
 
@@ -242,17 +287,19 @@ impl TusClient {
         offset: u64,
         chunk: Chunk,
     ) -> Result<Patched, UploadError> {
-        let Chunk { data: body, sha256 } = chunk;
+        let Chunk {
+            data: body,
+            checksum,
+        } = chunk;
         let what = format!("PATCH {url} at {offset} ({} bytes)", body.len());
         let req = self
             .request(Method::PATCH, url, body.len())
             .header("Upload-Offset", offset)
             .header("Content-Type", OFFSET_STREAM);
-        let req = match sha256 {
-            Some(digest) if self.checksum => req.header(
-                "Upload-Checksum",
-                format!("sha256 {}", BASE64.encode(digest)),
-            ),
+        let req = match checksum {
+            Some((algorithm, value)) if self.checksum == Some(algorithm) => {
+                req.header("Upload-Checksum", value)
+            }
             _ => self.with_checksum(req, &body),
         };
         let req = req.body(body);
@@ -270,15 +317,11 @@ impl TusClient {
     }
 
     fn with_checksum(&self, req: RequestBuilder, body: &[u8]) -> RequestBuilder {
-        if !self.checksum {
-            return req;
+        match self.checksum {
+            // The checksum extension wants base64 of the raw digest, not hex.
+            Some(algorithm) => req.header("Upload-Checksum", algorithm.header_value(body)),
+            None => req,
         }
-        // The checksum extension wants base64 of the raw digest, not hex.
-        let digest = Sha256::digest(body);
-        req.header(
-            "Upload-Checksum",
-            format!("sha256 {}", BASE64.encode(digest)),
-        )
     }
 }
 
@@ -454,7 +497,24 @@ mod tests {
             ..Capabilities::default()
         };
         assert!(c.checksum_sha256());
+        assert_eq!(c.fastest_checksum(), Some(ChecksumAlgorithm::Sha256));
+        c.checksum_algorithms.push("crc32".into());
+        assert_eq!(c.fastest_checksum(), Some(ChecksumAlgorithm::Crc32));
         c.extensions.pop();
         assert!(!c.checksum_sha256());
+        assert_eq!(c.fastest_checksum(), None);
+    }
+
+    #[test]
+    fn checksum_header_values() {
+        // crc32("123456789") is the standard check value 0xCBF43926.
+        assert_eq!(
+            ChecksumAlgorithm::Crc32.header_value(b"123456789"),
+            format!("crc32 {}", BASE64.encode([0xCB, 0xF4, 0x39, 0x26]))
+        );
+        assert_eq!(
+            ChecksumAlgorithm::Sha256.header_value(b"abc"),
+            "sha256 ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
     }
 }
