@@ -616,3 +616,102 @@ fn a_window_is_unchanged_by_segments_that_finish_later() {
         vec!["five six", "seven"]
     );
 }
+
+/// Takes every full window, then the final one, the way the server does; returns the
+/// `(start_ms, end_ms)` of each full window and the utterances of all windows in order.
+fn drain_windows(
+    u: &[Utterance],
+    contiguous_until_ms: u64,
+    window_ms: u64,
+) -> (Vec<(u64, u64)>, Vec<Utterance>) {
+    let (mut bounds, mut seen, mut until) = (Vec::new(), Vec::new(), 0);
+    while let Some(w) = next_window(u, until, contiguous_until_ms, window_ms) {
+        assert!(w.start_ms >= until, "windows go forward");
+        assert!(!w.utterances.is_empty(), "an empty window was handed out");
+        bounds.push((w.start_ms, w.end_ms));
+        seen.extend(w.utterances);
+        until = w.end_ms;
+    }
+    seen.extend(final_window(u, until).utterances);
+    (bounds, seen)
+}
+
+#[test]
+fn a_long_empty_stretch_is_skipped_not_walked_window_by_window() {
+    // Speech in the first 10 minutes (20 segments of 30 s), then nothing until 10 hours, where
+    // one more segment has speech 7 s in: a paused meeting, or a segment placed far along.
+    let mut segments: Vec<SegmentText> = (0..20)
+        .map(|i| {
+            seg(
+                "me",
+                i,
+                i * 30,
+                vec![span(1_000, 20_000, &format!("part {i}"))],
+            )
+        })
+        .collect();
+    segments.push(seg(
+        "me",
+        20,
+        36_000,
+        vec![span(7_000, 9_000, "back again")],
+    ));
+    let u = assemble(&segments, &AssembleConfig::default());
+    assert_eq!(u.len(), 21);
+    let late = 36_000_000 + 7_000;
+    assert_eq!(u[20].start_ms, late);
+
+    // The recording ends 30 s after the late segment starts: one full window, the rest final.
+    let (bounds, seen) = drain_windows(&u, 36_030_000, DEFAULT_WINDOW_MS);
+    assert_eq!(bounds, vec![(0, 600_000)]);
+    assert_eq!(seen, u, "no utterance missed or repeated");
+    let last = final_window(&u, 600_000);
+    assert_eq!(last.utterances, vec![u[20].clone()]);
+
+    // The contiguous end far beyond: the next window is the grid cell holding the late
+    // utterance, [10 h, 10 h 10 min), not one of the 59 empty cells before it.
+    let (bounds, seen) = drain_windows(&u, 40_000_000, DEFAULT_WINDOW_MS);
+    assert_eq!(bounds, vec![(0, 600_000), (36_000_000, 36_600_000)]);
+    assert_eq!(seen, u);
+    assert_eq!(
+        next_window(&u, 600_000, 40_000_000, DEFAULT_WINDOW_MS),
+        Some(Window {
+            start_ms: 36_000_000,
+            end_ms: 36_600_000,
+            utterances: vec![u[20].clone()],
+        })
+    );
+    // Until the contiguous end passes the late utterance, nothing is known to be there.
+    assert_eq!(next_window(&u, 600_000, late, DEFAULT_WINDOW_MS), None);
+    // Reached but not yet complete: wait for the cell to end.
+    assert_eq!(
+        next_window(&u, 600_000, 36_599_999, DEFAULT_WINDOW_MS),
+        None
+    );
+}
+
+#[test]
+fn windows_are_bounded_by_the_transcript_not_the_timeline() {
+    // One utterance every 3 hours over 30 days: 240 windows however long the timeline is.
+    let u: Vec<Utterance> = (0..240u64)
+        .map(|i| {
+            utt(
+                i * 10_800_000 + 1_234,
+                i * 10_800_000 + 2_000,
+                "me",
+                "Alice",
+                "x",
+            )
+        })
+        .collect();
+    let (bounds, seen) = drain_windows(&u, 240 * 10_800_000, DEFAULT_WINDOW_MS);
+    assert_eq!(bounds.len(), 240);
+    assert_eq!(seen, u);
+    // No utterance at all: no window, however far the contiguous end is.
+    assert_eq!(next_window(&[], 0, u64::MAX, DEFAULT_WINDOW_MS), None);
+    // Near the end of the number range: no panic, no window.
+    let edge = vec![utt(u64::MAX - 3, u64::MAX, "me", "Alice", "edge")];
+    assert_eq!(next_window(&edge, 0, u64::MAX, 10), None);
+    let w = next_window(&edge, u64::MAX - 10, u64::MAX, 3).unwrap();
+    assert_eq!((w.start_ms, w.end_ms), (u64::MAX - 4, u64::MAX - 1));
+}

@@ -17,6 +17,13 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Highest sequence number accepted; bounds the "missing" list of the status call.
 pub const MAX_SEQUENCE: u64 = 1_000_000;
 
+/// Latest point of a recording's timeline a segment may reach (`start_48k + length_48k`), in
+/// 48 kHz samples: 31 days. Far beyond any meeting, yet small enough that every computation on
+/// timeline positions (milliseconds, 16 kHz sample positions, window arithmetic) stays many
+/// orders of magnitude away from overflow. Without a bound, one segment placed at
+/// `start_48k = i64::MAX` would stretch the timeline to 6 million years.
+pub const MAX_TIMELINE_48K: u64 = 31 * 24 * 3600 * 48_000;
+
 /// Standard alphabet; some clients drop the padding, which is harmless to accept.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -147,14 +154,42 @@ impl Metadata {
                 "Upload-Metadata: codec must be \"opus\"",
             ));
         }
+        let start_48k = self.number("start_48k")?;
+        let length_48k = self.number("length_48k")?;
+        check_timeline(start_48k, length_48k)?;
         Ok(Some(SegmentSlot {
             recording_id,
             track,
             sequence,
             sha256,
-            start_48k: self.number("start_48k")?,
-            length_48k: self.number("length_48k")?,
+            start_48k,
+            length_48k,
         }))
+    }
+}
+
+/// Checks that a segment `[start_48k, start_48k + length_48k)` lies within the first
+/// [`MAX_TIMELINE_48K`] samples of its recording's timeline; the 400 names the field at fault.
+pub fn check_timeline(start_48k: u64, length_48k: u64) -> Result<(), ApiError> {
+    const DAYS: u64 = MAX_TIMELINE_48K / (24 * 3600 * 48_000);
+    if start_48k >= MAX_TIMELINE_48K {
+        return Err(ApiError::bad_request(format!(
+            "Upload-Metadata: start_48k must be below {MAX_TIMELINE_48K} ({DAYS} days of 48 kHz \
+             audio), got {start_48k}"
+        )));
+    }
+    if length_48k > MAX_TIMELINE_48K {
+        return Err(ApiError::bad_request(format!(
+            "Upload-Metadata: length_48k must be at most {MAX_TIMELINE_48K} ({DAYS} days of \
+             48 kHz audio), got {length_48k}"
+        )));
+    }
+    match start_48k.checked_add(length_48k) {
+        Some(end) if end <= MAX_TIMELINE_48K => Ok(()),
+        _ => Err(ApiError::bad_request(format!(
+            "Upload-Metadata: start_48k + length_48k ({start_48k} + {length_48k}) must be at \
+             most {MAX_TIMELINE_48K} ({DAYS} days of 48 kHz audio)"
+        ))),
     }
 }
 
@@ -198,6 +233,62 @@ mod tests {
         assert_eq!(Metadata::parse("a @@@").unwrap_err().status, 400);
         assert_eq!(Metadata::parse(",a YQ==").unwrap_err().status, 400);
         assert_eq!(Metadata::parse("a YQ== YQ==").unwrap_err().status, 400);
+    }
+
+    fn segment_with(start: &str, length: &str) -> Result<Option<SegmentSlot>, ApiError> {
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        Metadata::parse(&format!(
+            "recording_id {},track {},sequence {},start_48k {},length_48k {},sha256 {},codec {}",
+            b("rec"),
+            b("me"),
+            b("0"),
+            b(start),
+            b(length),
+            b(&"ab".repeat(32)),
+            b("opus")
+        ))
+        .unwrap()
+        .segment()
+    }
+
+    #[test]
+    fn timeline_positions_are_bounded() {
+        let max = MAX_TIMELINE_48K;
+        assert_eq!(max, 128_563_200_000);
+        let ok = segment_with(&(max - 240_000).to_string(), "240000")
+            .unwrap()
+            .unwrap();
+        assert_eq!((ok.start_48k, ok.length_48k), (max - 240_000, 240_000));
+        for (start, length, field) in [
+            (
+                i64::MAX.to_string(),
+                "240000".to_string(),
+                "start_48k must be below",
+            ),
+            (max.to_string(), "0".to_string(), "start_48k must be below"),
+            (
+                u64::MAX.to_string(),
+                "240000".to_string(),
+                "start_48k must be a decimal",
+            ),
+            (
+                "0".to_string(),
+                i64::MAX.to_string(),
+                "length_48k must be at most",
+            ),
+            (
+                (max - 240_000).to_string(),
+                "240001".to_string(),
+                "start_48k + length_48k",
+            ),
+        ] {
+            let e = segment_with(&start, &length).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(field), "{start}+{length}: {}", e.message);
+        }
+        assert!(check_timeline(max - 1, 1).is_ok());
+        assert!(check_timeline(max - 1, 2).is_err());
+        assert!(check_timeline(1, u64::MAX).is_err());
     }
 
     #[test]

@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 
 use crate::db::{UploadRow, UploadState};
 use crate::error::{ApiError, ServerError};
+use crate::metadata::check_timeline;
 use crate::{AppState, now_ms};
 
 /// Completes `upload` (its offset equals its length; the caller holds its lock).
 ///
-/// A segment upload must hash to its metadata sha256 and be a well-formed Ogg Opus stream of
-/// the declared length; otherwise it is deleted (so the client can create it again) and the
+/// A segment upload must lie within the bounded timeline, hash to its metadata sha256 and be
+/// a well-formed Ogg Opus stream of the declared length; otherwise it is deleted (so the client can create it again) and the
 /// answer is 422. Then the blob is fsynced and "complete" plus "segment received" commit in one
 /// transaction, before the caller sends its 204.
 pub(crate) async fn finalize(state: &AppState, upload: UploadRow) -> Result<UploadRow, ApiError> {
@@ -27,6 +28,10 @@ pub(crate) async fn finalize(state: &AppState, upload: UploadRow) -> Result<Uplo
                     tracing::warn!(upload = %id, %message, "segment rejected");
                     Ok(Err(message))
                 };
+                // Checked at creation; this catches an upload created before the bound.
+                if let Err(e) = check_timeline(slot.start_48k, slot.length_48k) {
+                    return reject(format!("{}; the upload was discarded", e.message));
+                }
                 let actual = blobs.sha256(&id)?;
                 if actual != slot.sha256 {
                     return reject(format!(

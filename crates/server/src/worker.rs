@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chronote_assemble::{Utterance, final_window, prompt_tail};
+use chronote_assemble::{Utterance, final_window, next_window, prompt_tail};
 use chronote_summarize::{Notes, SummarizeError, SummarizeRequest};
 use chronote_transcribe::{TimedText, TranscribeError, TranscribeRequest, Transcript};
 use rand::RngCore;
@@ -303,7 +303,8 @@ impl Scheduler {
             tracing::error!(job = job.id, kind = job.kind.as_str(), "job is dead");
             if job.kind == JobKind::Transcribe {
                 // A dead segment counts as finished: processing moves on without it.
-                self.after_segment(job.owner_id, &job.recording_id).await?;
+                self.after_segment(job.owner_id, &job.recording_id, now)
+                    .await?;
             }
         }
         Ok(())
@@ -379,9 +380,10 @@ impl Scheduler {
             Err(e) => return Outcome::Permanent(format!("encode transcript: {e}")),
         };
         let (id, t, name) = (job.id, token.to_string(), engine.name().to_string());
+        let committed = now_ms();
         match self
             .state
-            .db(move |db| db.commit_transcript(id, &t, &spans, &name, now_ms()))
+            .db(move |db| db.commit_transcript(id, &t, &spans, &name, committed))
             .await
         {
             Ok(JobChange::Applied(_)) => {}
@@ -391,7 +393,7 @@ impl Scheduler {
             }
             Err(e) => return e.into(),
         }
-        if let Err(e) = self.after_segment(owner, &rec).await {
+        if let Err(e) = self.after_segment(owner, &rec, committed).await {
             tracing::error!(error = %e, recording = %rec, "scheduling after a transcript failed");
         }
         Outcome::Finished
@@ -405,17 +407,29 @@ impl Scheduler {
         );
     }
 
-    /// A segment of the recording finished (transcribed or dead): queue a rolling summary if
-    /// a window is complete, and let finalization look again.
-    async fn after_segment(&self, owner: i64, rec: &str) -> Result<(), ServerError> {
+    /// A segment of the recording finished (transcribed or dead) or a rolling summary was
+    /// stored, at `finished_ms` (just before its commit): queue a rolling summary if a window
+    /// is complete, and let finalization look again.
+    async fn after_segment(
+        &self,
+        owner: i64,
+        rec: &str,
+        finished_ms: i64,
+    ) -> Result<(), ServerError> {
         self.schedule_summary(owner, rec).await?;
         let id = rec.to_string();
         self.state
             .db(move |db| {
                 if db.stop_of(owner, &id)?.is_some() {
-                    let has_final = db
-                        .latest_notes(owner, &id, false)?
-                        .is_some_and(|n| n.is_final);
+                    // Final notes written after this result was committed already hold it when
+                    // they are `ready` or `empty` (those need every segment finished, so their
+                    // snapshot came after this commit); re-finalizing would only add a
+                    // duplicate version. `partial` or `failed` notes may have missed it.
+                    let has_final = db.latest_notes(owner, &id, false)?.is_some_and(|n| {
+                        n.is_final
+                            && (n.created_ms <= finished_ms
+                                || !matches!(n.outcome.as_deref(), Some("ready" | "empty")))
+                    });
                     if has_final {
                         // A late segment after the final notes: they get a new version.
                         db.ensure_finalize(owner, &id, now_ms())?;
@@ -465,35 +479,63 @@ impl Scheduler {
     /// Queues the next rolling window once the contiguous transcript end has passed it. A
     /// stopped, settled recording whose remainder fits in one window is left to finalization,
     /// which summarizes that remainder in its single call.
+    ///
+    /// Windows without utterances are skipped ([`next_window`]): a long silence, a paused
+    /// meeting or a segment placed far along the timeline costs no summary call and no notes
+    /// version, so summary jobs are bounded by the transcript, not by the timeline's length.
     async fn schedule_summary(&self, owner: i64, rec: &str) -> Result<bool, ServerError> {
         let window = u64::try_from(self.config.summary_window.as_millis()).unwrap_or(u64::MAX);
-        let Some((r, _, p, _, until)) = self.snapshot(owner, rec, false).await? else {
-            return Ok(false);
-        };
-        let Some(end) = until.checked_add(window) else {
-            return Ok(false);
-        };
-        if window == 0 || p.contiguous_end_ms < end {
+        if window == 0 {
             return Ok(false);
         }
+        // Cheap check first: no window can be complete before the contiguous end has passed
+        // one window length beyond the last summarized point.
+        let Some((_, _, p, _, until)) = self.snapshot(owner, rec, false).await? else {
+            return Ok(false);
+        };
+        if until
+            .checked_add(window)
+            .is_none_or(|end| p.contiguous_end_ms < end)
+        {
+            return Ok(false);
+        }
+        // Which window holds the next utterance needs the transcript.
+        let Some((r, rows, p, _, until)) = self.snapshot(owner, rec, true).await? else {
+            return Ok(false);
+        };
+        let utterances = progress::utterances(&rows);
+        let Some(next) = next_window(&utterances, until, p.contiguous_end_ms, window) else {
+            return Ok(false);
+        };
+        let (start, end) = (next.start_ms, next.end_ms);
         if r.final_sequences.is_some() && p.settled() && p.contiguous_end_ms <= end {
             return Ok(false);
         }
         let id = rec.to_string();
         let queued = self
             .state
-            .db(move |db| db.enqueue_summary(owner, &id, until, end, now_ms()))
+            .db(move |db| db.enqueue_summary(owner, &id, start, end, now_ms()))
             .await?;
         if queued {
             tracing::info!(
                 recording = rec,
-                start_ms = until,
+                start_ms = start,
                 end_ms = end,
+                skipped_ms = start.saturating_sub(until),
                 "rolling summary queued"
             );
             notify(&self.state.wake);
         }
         Ok(queued)
+    }
+
+    /// Whether a rolling summary of the recording is queued, running or waiting for a retry.
+    async fn open_summaries(&self, owner: i64, rec: &str) -> Result<bool, ServerError> {
+        let id = rec.to_string();
+        let jobs = self.state.db(move |db| db.jobs_of(owner, &id)).await?;
+        Ok(jobs
+            .iter()
+            .any(|j| j.kind == JobKind::Summarize && !j.state.is_finished()))
     }
 
     async fn call_summarizer(
@@ -548,13 +590,14 @@ impl Scheduler {
             Ok(x) => x,
             Err(o) => return o,
         };
+        let committed = now_ms();
         if let Err(o) = self
             .commit_notes(job, token, false, None, end, &notes, &engine)
             .await
         {
             return o;
         }
-        if let Err(e) = self.after_segment(owner, &rec).await {
+        if let Err(e) = self.after_segment(owner, &rec, committed).await {
             tracing::error!(error = %e, recording = %rec, "scheduling after a summary failed");
         }
         Outcome::Finished
@@ -611,32 +654,42 @@ impl Scheduler {
         let deadline = stop
             .stopped_ms
             .saturating_add(ms(self.config.finalize_deadline));
-        let open_summaries = {
-            let id = rec.clone();
-            match self.state.db(move |db| db.jobs_of(owner, &id)).await {
-                Ok(jobs) => jobs
-                    .iter()
-                    .any(|j| j.kind == JobKind::Summarize && !j.state.is_finished()),
-                Err(e) => return e.into(),
-            }
-        };
-        let (_, rows, p, previous, until) = match self.snapshot(owner, &rec, true).await {
-            Ok(Some(x)) => x,
-            Ok(None) => return Outcome::Permanent("recording is gone".into()),
-            Err(e) => return e.into(),
-        };
         if now < deadline {
             // Woken early by any finished segment or summary of this recording.
             let later = Outcome::Later(deadline.min(now.saturating_add(1_000)));
-            if !p.settled() || open_summaries {
+            let settled = match self.snapshot(owner, &rec, false).await {
+                Ok(Some((_, _, p, _, _))) => p.settled(),
+                Ok(None) => return Outcome::Permanent("recording is gone".into()),
+                Err(e) => return e.into(),
+            };
+            if !settled {
                 return later;
+            }
+            match self.open_summaries(owner, &rec).await {
+                Ok(false) => {}
+                Ok(true) => return later,
+                Err(e) => return e.into(),
             }
             match self.schedule_summary(owner, &rec).await {
                 Ok(true) => return later,
                 Ok(false) => {}
                 Err(e) => return e.into(),
             }
+            // Looked at again: the last segment's own scheduling may have queued the window
+            // just now (our enqueue then found it and answered false). Finalizing alongside
+            // it would summarize that window twice.
+            match self.open_summaries(owner, &rec).await {
+                Ok(false) => {}
+                Ok(true) => return later,
+                Err(e) => return e.into(),
+            }
         }
+        // Read after the checks above, so `until` includes every rolling summary.
+        let (_, rows, p, previous, until) = match self.snapshot(owner, &rec, true).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return Outcome::Permanent("recording is gone".into()),
+            Err(e) => return e.into(),
+        };
         let utterances = progress::utterances(&rows);
         let window = final_window(&utterances, until);
         let untranscribed = p.untranscribed();
@@ -681,7 +734,7 @@ impl Scheduler {
             Err(other) => return other,
         };
         if outcome == "partial" {
-            let total = p.received + p.missing;
+            let total = p.received.saturating_add(p.missing);
             notes.summary = format!(
                 "Partial notes: {untranscribed} of {total} segments could not be transcribed. {}",
                 notes.summary
